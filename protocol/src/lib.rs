@@ -1,0 +1,54 @@
+//! The picture server's wire format, shared by the server, the command-line client and the
+//! browser client. Pure functions over byte slices: no I/O, no async, so the same code runs
+//! natively and in WebAssembly.
+//!
+//! One TCP port speaks two modes, told apart by the first byte of a connection:
+//!
+//! * **Framed mode** ([`request`], [`response`]): every frame starts with [`MAGIC`], a byte
+//!   that can never begin a UTF-8 string, so it cannot be mistaken for a bare choice. Requests
+//!   carry an id that the response echoes, which lets clients pipeline requests on one
+//!   persistent connection.
+//! * **Bare-choice mode** ([`Selector::from_choice`]): the original client's protocol. It sends
+//!   a menu number or a picture name as plain text and reads the picture bytes until the server
+//!   closes the connection.
+//!
+//! `PROTOCOL.md` at the repository root documents every byte.
+
+#![forbid(unsafe_code)]
+
+mod catalog;
+mod error;
+mod request;
+mod response;
+mod selector;
+mod wire;
+
+pub use catalog::{PictureInfo, decode_catalog, encode_catalog};
+pub use error::{DecodeError, EncodeError};
+pub use request::{
+    Command, Format, GetRequest, Kind, REQUEST_HEADER_LEN, Request, RequestError, Variant,
+    decode_request, peek_request_header,
+};
+pub use response::{RESPONSE_HEADER_LEN, Response, ResponseHead, Status, decode_response};
+pub use selector::{MAX_NAME_LEN, Selector};
+
+/// First byte of every frame. 0xFB never occurs in UTF-8 text, so a connection that starts
+/// with it cannot be an old client typing a choice.
+pub const MAGIC: u8 = 0xFB;
+
+/// Protocol version carried in every frame, right after [`MAGIC`].
+pub const VERSION: u8 = 1;
+
+/// Largest request payload any peer may send. Requests are tiny (a name and a few numbers), so
+/// anything bigger is an error rather than something to buffer.
+pub const MAX_REQUEST_PAYLOAD: usize = 1024;
+
+/// Largest response body the format allows (the length field is 32 bits, but nothing this
+/// server holds comes near it). Clients use it as the default cap before allocating.
+pub const MAX_RESPONSE_BODY: u32 = 256 * 1024 * 1024;
+
+/// MIME type of a `LIST` response body (see [`encode_catalog`]).
+pub const CATALOG_MIME: &str = "application/vnd.picture-catalog";
+
+/// MIME type of error message bodies.
+pub const TEXT_MIME: &str = "text/plain; charset=utf-8";

@@ -1,0 +1,133 @@
+//! Property tests: every encodable message decodes back to itself, and no byte string makes a
+//! decoder panic or claim more bytes than it was given.
+
+use std::num::NonZeroU32;
+
+use picture_protocol::*;
+use proptest::prelude::*;
+
+fn selector() -> impl Strategy<Value = Selector> {
+    prop_oneof![
+        (1u32..).prop_map(Selector::Number),
+        "[a-zA-Z0-9_ é-]{1,20}".prop_map(Selector::Name),
+    ]
+}
+
+fn format() -> impl Strategy<Value = Option<Format>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(Format::Jpeg)),
+        Just(Some(Format::Png)),
+        Just(Some(Format::WebP)),
+    ]
+}
+
+fn request() -> impl Strategy<Value = Request> {
+    let get = (selector(), any::<u32>(), any::<u32>(), format()).prop_map(|(s, w, h, f)| {
+        Command::Get(GetRequest {
+            selector: s,
+            variant: Variant {
+                max_width: NonZeroU32::new(w),
+                max_height: NonZeroU32::new(h),
+                format: f,
+            },
+        })
+    });
+    let command = prop_oneof![Just(Command::List), Just(Command::Ping), get];
+    (any::<u32>(), command).prop_map(|(id, command)| Request { id, command })
+}
+
+fn status() -> impl Strategy<Value = Status> {
+    (0u8..6).prop_map(|c| Status::from_code(c).unwrap_or(Status::Internal))
+}
+
+fn response() -> impl Strategy<Value = Response> {
+    let kind = prop_oneof![
+        Just(None),
+        Just(Some(Kind::List)),
+        Just(Some(Kind::Get)),
+        Just(Some(Kind::Ping)),
+    ];
+    (
+        kind,
+        status(),
+        any::<u32>(),
+        "[a-z/+.-]{0,40}",
+        proptest::collection::vec(any::<u8>(), 0..300),
+    )
+        .prop_map(|(kind, status, id, mime, body)| Response {
+            head: ResponseHead {
+                kind,
+                status,
+                id,
+                mime,
+                body_len: body.len() as u32,
+            },
+            body,
+        })
+}
+
+fn picture() -> impl Strategy<Value = PictureInfo> {
+    (
+        1u32..,
+        "[a-z0-9-]{1,64}",
+        ".{0,60}",
+        "image/[a-z]{1,10}",
+        any::<(u32, u32, u32)>(),
+        any::<[u8; 32]>(),
+    )
+        .prop_filter("title fits its length byte", |t| t.2.len() <= 255)
+        .prop_map(
+            |(number, name, title, mime, (width, height, size), sha256)| PictureInfo {
+                number,
+                name,
+                title,
+                mime,
+                width,
+                height,
+                size,
+                sha256,
+            },
+        )
+}
+
+proptest! {
+    #[test]
+    fn requests_round_trip(req in request(), tail in proptest::collection::vec(any::<u8>(), 0..20)) {
+        let mut bytes = req.encode().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let len = bytes.len();
+        bytes.extend(tail);
+        prop_assert_eq!(decode_request(&bytes, MAX_REQUEST_PAYLOAD), Ok(Some((req, len))));
+    }
+
+    #[test]
+    fn responses_round_trip(resp in response()) {
+        let bytes = resp.encode().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(decode_response(&bytes, MAX_RESPONSE_BODY), Ok(Some((resp, bytes.len()))));
+    }
+
+    #[test]
+    fn catalogs_round_trip(list in proptest::collection::vec(picture(), 0..8)) {
+        let bytes = encode_catalog(&list).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(decode_catalog(&bytes), Ok(list));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        if let Ok(Some((_, used))) = decode_request(&bytes, MAX_REQUEST_PAYLOAD) {
+            prop_assert!(used <= bytes.len());
+        }
+        if let Ok(Some((_, used))) = decode_response(&bytes, MAX_RESPONSE_BODY) {
+            prop_assert!(used <= bytes.len());
+        }
+        let _ = decode_catalog(&bytes);
+        let _ = Selector::from_choice(&bytes);
+    }
+
+    #[test]
+    fn framed_bytes_always_start_with_magic(bytes in proptest::collection::vec(any::<u8>(), 1..40)) {
+        // Whatever an old client types is text; its first byte is never the magic byte.
+        let text = String::from_utf8_lossy(&bytes);
+        prop_assert!(text.as_bytes().first() != Some(&MAGIC));
+    }
+}
