@@ -1,0 +1,83 @@
+//! What the server answers to each request, independent of how the request arrived.
+
+use bytes::Bytes;
+use picture_protocol::{CATALOG_MIME, Command, GetRequest, RequestError, Status, TEXT_MIME};
+use tracing::error;
+
+use crate::store::PictureStore;
+
+/// A response without its framing: the framed session adds id and kind.
+pub struct Answer {
+    pub status: Status,
+    pub mime: String,
+    pub body: Bytes,
+}
+
+impl Answer {
+    fn text(status: Status, message: impl Into<String>) -> Answer {
+        Answer {
+            status,
+            mime: TEXT_MIME.to_owned(),
+            body: Bytes::from(message.into()),
+        }
+    }
+
+    /// The answer to a frame that could not be decoded.
+    pub fn rejection(error: &RequestError) -> Answer {
+        let status = if error.error.is_too_large() {
+            Status::TooLarge
+        } else {
+            Status::BadRequest
+        };
+        Answer::text(status, error.error.to_string())
+    }
+
+    /// The answer to a client over the connection limit.
+    pub fn busy() -> Answer {
+        Answer::text(
+            Status::Busy,
+            "server is at its connection limit; try again later",
+        )
+    }
+}
+
+pub async fn answer<S: PictureStore>(store: &S, command: &Command) -> Answer {
+    let result = match command {
+        Command::Ping => Ok(Answer {
+            status: Status::Ok,
+            mime: String::new(),
+            body: Bytes::new(),
+        }),
+        Command::List => store.list().await.map(|body| Answer {
+            status: Status::Ok,
+            mime: CATALOG_MIME.to_owned(),
+            body,
+        }),
+        Command::Get(get) => answer_get(store, get).await,
+    };
+    result.unwrap_or_else(|e| {
+        error!("{e}");
+        Answer::text(Status::Internal, e.to_string())
+    })
+}
+
+async fn answer_get<S: PictureStore>(
+    store: &S,
+    get: &GetRequest,
+) -> Result<Answer, crate::store::StoreError> {
+    if !get.variant.is_original() {
+        return Ok(Answer::text(
+            Status::BadRequest,
+            "picture variants (size, format) are not supported by this server yet",
+        ));
+    }
+    let (status, picture) = match store.get(&get.selector).await? {
+        Some(picture) => (Status::Ok, picture),
+        None => (Status::NotFound, store.not_found()),
+    };
+    Ok(Answer {
+        status,
+        mime: picture.info.mime.clone(),
+        body: picture.bytes.clone(),
+    })
+}

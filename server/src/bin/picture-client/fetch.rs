@@ -1,0 +1,156 @@
+//! Fetching one picture: progress bar, then checks that what arrived is the picture the
+//! catalog describes before anything is saved or shown.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use picture_protocol::{PictureInfo, Selector, Status};
+use picture_server::client::Client;
+use sha2::{Digest, Sha256};
+use tokio::runtime::Runtime;
+
+/// Transfers quicker than this finish without a progress bar flashing up.
+const PROGRESS_DELAY: Duration = Duration::from_millis(300);
+
+/// A picture received and checked.
+pub struct Received {
+    pub info: PictureInfo,
+    pub bytes: Vec<u8>,
+    pub elapsed: Duration,
+}
+
+pub enum Outcome {
+    Found(Received),
+    NotFound,
+}
+
+impl Received {
+    /// One line for people: what arrived and how fast.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} ({}): {}x{} {}, {} in {:.2} s",
+            self.info.title,
+            self.info.name,
+            self.info.width,
+            self.info.height,
+            self.info.mime,
+            human_bytes(self.bytes.len() as u64),
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+/// Fetches the picture `selector` names. The catalog is fetched first so that the bytes can be
+/// checked against the size, hash and dimensions it gives.
+pub fn fetch(rt: &Runtime, client: &mut Client, selector: &Selector) -> anyhow::Result<Outcome> {
+    let catalog = rt.block_on(client.list())?;
+    fetch_from(rt, client, &catalog, selector)
+}
+
+/// [`fetch`] with a catalog already at hand.
+pub fn fetch_from(
+    rt: &Runtime,
+    client: &mut Client,
+    catalog: &[PictureInfo],
+    selector: &Selector,
+) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+    let progress = |received: u64, total: u64| {
+        if bar.is_hidden() && started.elapsed() > PROGRESS_DELAY {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+        }
+        bar.set_length(total);
+        bar.set_position(received);
+    };
+    let fetched = rt.block_on(client.get(selector.clone(), progress));
+    bar.finish_and_clear();
+    let fetched = fetched?;
+    if fetched.status == Status::NotFound {
+        return Ok(Outcome::NotFound);
+    }
+    let Some(info) = catalog.iter().find(|p| matches(p, selector)) else {
+        bail!("the server sent picture {selector}, which its catalog does not list");
+    };
+    check(info, &fetched.bytes)?;
+    Ok(Outcome::Found(Received {
+        info: info.clone(),
+        bytes: fetched.bytes,
+        elapsed: started.elapsed(),
+    }))
+}
+
+fn matches(picture: &PictureInfo, selector: &Selector) -> bool {
+    match selector {
+        Selector::Number(n) => picture.number == *n,
+        Selector::Name(name) => picture.name.to_lowercase() == name.to_lowercase(),
+    }
+}
+
+/// Confirms that `bytes` are the picture `info` describes and that they decode as an image.
+fn check(info: &PictureInfo, bytes: &[u8]) -> anyhow::Result<()> {
+    if bytes.len() as u64 != u64::from(info.size) {
+        bail!(
+            "received {} bytes of {}, the catalog says {}",
+            bytes.len(),
+            info.name,
+            info.size
+        );
+    }
+    if <[u8; 32]>::from(Sha256::digest(bytes)) != info.sha256 {
+        bail!(
+            "the bytes received for {} do not match the catalog's hash",
+            info.name
+        );
+    }
+    let image = image::load_from_memory(bytes).with_context(|| {
+        format!(
+            "the server sent bytes for {} that are not a valid picture",
+            info.name
+        )
+    })?;
+    if (image.width(), image.height()) != (info.width, info.height) {
+        bail!(
+            "{} decodes as {}x{}, the catalog says {}x{}",
+            info.name,
+            image.width(),
+            image.height(),
+            info.width,
+            info.height
+        );
+    }
+    Ok(())
+}
+
+/// A file name for a picture: its name and the usual extension of its type.
+pub fn file_name(info: &PictureInfo) -> String {
+    let extension = image::ImageFormat::from_mime_type(&info.mime)
+        .and_then(|f| f.extensions_str().first().copied())
+        .unwrap_or("img");
+    // Names come from the server: keep only what is safe in a file name.
+    let safe: String = info
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{safe}.{extension}")
+}
+
+pub fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1024 * 1024 => format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0)),
+        n if n >= 1024 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} bytes"),
+    }
+}

@@ -1,0 +1,30 @@
+//! The picture server and its clients.
+//!
+//! Layout, from the outside in:
+//!
+//! * [`server`]: the accept loop. Enforces the connection limit, spawns one task per
+//!   connection and drains them on shutdown.
+//! * `session`: one connection's life. Its first byte picks the mode: framed (pipelined
+//!   requests, see the `picture-protocol` crate) or bare choice (the original client's text
+//!   protocol).
+//! * `connection`: a socket with its read buffer and a queue of outgoing chunks written with
+//!   vectored writes, so picture bytes are never copied.
+//! * `answer`: what each request gets, whatever mode it came in.
+//! * [`store`]: where pictures come from, behind the [`store::PictureStore`] trait.
+//! * [`limits`]: every bound a client is held to.
+//! * [`client`]: the framed-protocol client used by `picture-client` and the tests.
+//! * [`shutdown`]: Ctrl-C and SIGTERM as one future.
+
+#![forbid(unsafe_code)]
+
+mod answer;
+pub mod client;
+mod connection;
+pub mod limits;
+pub mod server;
+mod session;
+pub mod shutdown;
+pub mod store;
+
+pub use limits::Limits;
+pub use server::serve;

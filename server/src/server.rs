@@ -1,0 +1,128 @@
+//! The accept loop: connection limit, one task per connection, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use picture_protocol::{MAGIC, REQUEST_HEADER_LEN, peek_request_header};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, sleep, timeout};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::answer::Answer;
+use crate::connection::Connection;
+use crate::limits::{BUSY_READ_TIMEOUT, Limits, MAX_BUSY_REJECTIONS};
+use crate::session::{self, Mode, Stats, queue_answer};
+use crate::store::PictureStore;
+
+/// Pause after a failed accept (out of file descriptors, say) before trying again, so the loop
+/// does not spin while the condition lasts.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves pictures on `listener` until `shutdown` is cancelled, then stops accepting and waits
+/// (at most [`Limits::shutdown_grace`]) for the connections in flight to finish.
+pub async fn serve<S: PictureStore>(
+    listener: TcpListener,
+    store: Arc<S>,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
+    let limits = Arc::new(limits);
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let rejections = Arc::new(Semaphore::new(MAX_BUSY_REJECTIONS));
+    let tracker = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                warn!("accept failed: {e}");
+                sleep(ACCEPT_ERROR_BACKOFF).await;
+                continue;
+            }
+        };
+        // Responses are written whole; waiting to coalesce them only adds latency.
+        if let Err(e) = stream.set_nodelay(true) {
+            warn!(%peer, "cannot set TCP_NODELAY: {e}");
+        }
+        if let Ok(permit) = connections.clone().try_acquire_owned() {
+            let (store, limits, shutdown) = (store.clone(), limits.clone(), shutdown.clone());
+            tracker.spawn(async move {
+                handle(stream, peer, &*store, &limits, &shutdown).await;
+                drop(permit);
+            });
+        } else if let Ok(permit) = rejections.clone().try_acquire_owned() {
+            tracker.spawn(reject_busy(stream, peer, permit));
+        } else {
+            warn!(%peer, "over the connection limit: closed without an answer");
+        }
+    }
+    drop(listener);
+    tracker.close();
+    if !tracker.is_empty() {
+        info!(
+            connections = tracker.len(),
+            "waiting for connections to finish"
+        );
+    }
+    if timeout(limits.shutdown_grace, tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            connections = tracker.len(),
+            "shutdown grace period over: closing the remaining connections"
+        );
+    }
+}
+
+async fn handle<S: PictureStore>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    store: &S,
+    limits: &Limits,
+    shutdown: &CancellationToken,
+) {
+    let started = Instant::now();
+    let mut conn = Connection::new(stream);
+    let mut stats = Stats::default();
+    let end = session::run(&mut conn, store, limits, shutdown, &mut stats).await;
+    info!(
+        %peer,
+        mode = stats.mode.map_or("none", Mode::name),
+        requests = stats.requests,
+        bytes = stats.bytes_out,
+        ms = started.elapsed().as_millis() as u64,
+        "connection closed: {end}"
+    );
+}
+
+/// Answers a connection over the limit. A framed client gets a *busy* response echoing its
+/// request id; a bare-choice client has no way to receive an error and is simply closed.
+async fn reject_busy(stream: TcpStream, peer: SocketAddr, _permit: OwnedSemaphorePermit) {
+    let mut conn = Connection::new(stream);
+    let read_header = async {
+        while conn.buffer().len() < REQUEST_HEADER_LEN
+            && conn.buffer().first().is_none_or(|&b| b == MAGIC)
+            && conn.fill().await? > 0
+        {}
+        std::io::Result::Ok(())
+    };
+    let _ = timeout(BUSY_READ_TIMEOUT, read_header).await;
+    if conn.buffer().first() == Some(&MAGIC) {
+        let (id, kind) = peek_request_header(conn.buffer()).unwrap_or((0, None));
+        if queue_answer(&mut conn, kind, id, Answer::busy()).is_ok()
+            && conn.flush(BUSY_READ_TIMEOUT).await.is_ok()
+        {
+            conn.close_gracefully().await;
+        }
+    }
+    info!(%peer, "connection refused: over the connection limit");
+}

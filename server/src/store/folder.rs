@@ -1,0 +1,284 @@
+//! A store that loads every picture of one folder into memory at start-up.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use picture_protocol::{EncodeError, MAX_NAME_LEN, PictureInfo, Selector, encode_catalog};
+use tracing::{debug, info, warn};
+
+use super::manifest::{MANIFEST_FILE, Manifest, title_from_name};
+use super::picture::{MAX_PICTURE_BYTES, Picture, inspect};
+use super::{PictureStore, StoreError};
+
+/// File endings the loader looks at. The format itself is read from the content.
+const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "gif", "webp", "bmp"];
+
+/// Served for unknown choices when the folder has no not-found picture of its own.
+const BUILTIN_NOT_FOUND: &[u8] = include_bytes!("../../../assets/not-found.png");
+
+/// Why a folder could not be loaded at all. Single bad pictures never cause this: they are
+/// skipped with a warning.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read the assets folder {path}: {source}")]
+    Folder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the built-in not-found picture is unreadable: {0}")]
+    BuiltinNotFound(super::PictureError),
+    #[error("cannot encode the catalog: {0}")]
+    Catalog(#[from] EncodeError),
+}
+
+#[derive(Debug)]
+pub struct FolderStore {
+    /// In menu order: picture number n is at index n - 1.
+    pictures: Vec<Arc<Picture>>,
+    /// Lowercased name to index in `pictures`.
+    by_name: HashMap<String, usize>,
+    list_body: Bytes,
+    not_found: Arc<Picture>,
+}
+
+impl FolderStore {
+    /// Loads every image file in `dir`, checking each one; see the module docs of
+    /// [`crate::store`] for the rules.
+    pub fn load(dir: &Path) -> Result<FolderStore, LoadError> {
+        let manifest = read_manifest(dir);
+        let folder_error = |source| LoadError::Folder {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut files: Vec<(String, PathBuf)> = Vec::new();
+        for entry in fs::read_dir(dir).map_err(folder_error)? {
+            let path = entry.map_err(folder_error)?.path();
+            if let Some(name) = picture_name(&path) {
+                files.push((name, path));
+            }
+        }
+        files.sort();
+
+        let mut pictures: Vec<Picture> = Vec::new();
+        let mut not_found = None;
+        let mut seen: HashMap<String, PathBuf> = HashMap::new();
+        for (name, path) in files {
+            if let Some(reason) = unusable_name(&name) {
+                warn!(file = %path.display(), "skipping picture: {reason}");
+                continue;
+            }
+            if let Some(first) = seen.get(&name.to_lowercase()) {
+                warn!(file = %path.display(), "skipping picture: its name is already taken by {}", first.display());
+                continue;
+            }
+            let Some(picture) = load_picture(&path, &name, &manifest) else {
+                continue;
+            };
+            seen.insert(name.to_lowercase(), path);
+            if name.eq_ignore_ascii_case(&manifest.not_found) {
+                not_found = Some(picture);
+            } else {
+                pictures.push(picture);
+            }
+        }
+        for entry in &manifest.pictures {
+            if !seen.contains_key(&entry.name.to_lowercase()) {
+                warn!(name = %entry.name, "{MANIFEST_FILE} lists a picture that was not loaded");
+            }
+        }
+
+        pictures.sort_by_key(|p| (manifest.position_of(&p.info.name), p.info.name.clone()));
+        for (index, picture) in pictures.iter_mut().enumerate() {
+            picture.info.number = index as u32 + 1;
+        }
+        let not_found = match not_found {
+            Some(p) => p,
+            None => builtin_not_found()?,
+        };
+        FolderStore::from_pictures(pictures, not_found)
+    }
+
+    fn from_pictures(pictures: Vec<Picture>, not_found: Picture) -> Result<Self, LoadError> {
+        let infos: Vec<PictureInfo> = pictures.iter().map(|p| p.info.clone()).collect();
+        let list_body = Bytes::from(encode_catalog(&infos)?);
+        let by_name = infos
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.to_lowercase(), i))
+            .collect();
+        Ok(FolderStore {
+            pictures: pictures.into_iter().map(Arc::new).collect(),
+            by_name,
+            list_body,
+            not_found: Arc::new(not_found),
+        })
+    }
+
+    /// The catalog in menu order.
+    pub fn pictures(&self) -> impl Iterator<Item = &PictureInfo> {
+        self.pictures.iter().map(|p| &p.info)
+    }
+
+    pub fn len(&self) -> usize {
+        self.pictures.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pictures.is_empty()
+    }
+
+    fn lookup(&self, selector: &Selector) -> Option<Arc<Picture>> {
+        let index = match selector {
+            Selector::Number(n) => (*n as usize).checked_sub(1)?,
+            Selector::Name(name) => *self.by_name.get(&name.to_lowercase())?,
+        };
+        self.pictures.get(index).cloned()
+    }
+}
+
+impl PictureStore for FolderStore {
+    async fn list(&self) -> Result<Bytes, StoreError> {
+        Ok(self.list_body.clone())
+    }
+
+    async fn get(&self, selector: &Selector) -> Result<Option<Arc<Picture>>, StoreError> {
+        Ok(self.lookup(selector))
+    }
+
+    fn not_found(&self) -> Arc<Picture> {
+        self.not_found.clone()
+    }
+}
+
+/// Reads the manifest; a missing one is normal, a broken one is reported and ignored so that
+/// the pictures are still served (in alphabetical order).
+fn read_manifest(dir: &Path) -> Manifest {
+    let path = dir.join(MANIFEST_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Manifest::default(),
+        Err(e) => {
+            warn!(file = %path.display(), "ignoring unreadable manifest: {e}");
+            return Manifest::default();
+        }
+    };
+    Manifest::parse(&text).unwrap_or_else(|e| {
+        warn!(file = %path.display(), "ignoring invalid manifest: {e}");
+        Manifest::default()
+    })
+}
+
+/// The picture name for a path if it looks like an image file (by its ending).
+fn picture_name(path: &Path) -> Option<String> {
+    let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+    let stem = path.file_stem()?.to_str()?;
+    if stem.starts_with('.') || !IMAGE_EXTENSIONS.contains(&extension.as_str()) {
+        debug!(file = %path.display(), "not a picture file");
+        return None;
+    }
+    Some(stem.to_owned())
+}
+
+/// Why a file stem cannot be a picture name, if it cannot.
+fn unusable_name(name: &str) -> Option<String> {
+    if name.len() > MAX_NAME_LEN {
+        return Some(format!("its name is longer than {MAX_NAME_LEN} bytes"));
+    }
+    if name.bytes().all(|b| b.is_ascii_digit()) {
+        return Some("an all-digit name would be read as a menu number".into());
+    }
+    if name.chars().any(char::is_whitespace) {
+        return Some("its name contains white space".into());
+    }
+    None
+}
+
+/// Reads and checks one file, logging why it is skipped if it is.
+fn load_picture(path: &Path, name: &str, manifest: &Manifest) -> Option<Picture> {
+    let skip = |reason: &dyn std::fmt::Display| {
+        warn!(file = %path.display(), "skipping picture: {reason}");
+    };
+    match fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => return None,
+        Ok(meta) if meta.len() > MAX_PICTURE_BYTES as u64 => {
+            skip(&format_args!(
+                "{} bytes is more than the limit of {MAX_PICTURE_BYTES}",
+                meta.len()
+            ));
+            return None;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            skip(&e);
+            return None;
+        }
+    }
+    let bytes = match fs::read(path) {
+        Ok(bytes) => Bytes::from(bytes),
+        Err(e) => {
+            skip(&e);
+            return None;
+        }
+    };
+    let title = match manifest.title_of(name) {
+        Some(title) if title.len() <= usize::from(u8::MAX) => title.to_owned(),
+        Some(_) => {
+            warn!(file = %path.display(), "manifest title is longer than 255 bytes; using the name");
+            title_from_name(name)
+        }
+        None => title_from_name(name),
+    };
+    match inspect(0, name.to_owned(), title, bytes) {
+        Ok(picture) => {
+            info!(
+                name,
+                mime = %picture.info.mime,
+                width = picture.info.width,
+                height = picture.info.height,
+                bytes = picture.info.size,
+                "loaded picture"
+            );
+            Some(picture)
+        }
+        Err(e) => {
+            skip(&e);
+            None
+        }
+    }
+}
+
+fn builtin_not_found() -> Result<Picture, LoadError> {
+    inspect(
+        0,
+        "not-found".into(),
+        "Not found".into(),
+        Bytes::from_static(BUILTIN_NOT_FOUND),
+    )
+    .map_err(LoadError::BuiltinNotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_not_found_picture_is_valid() {
+        let p = builtin_not_found().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.info.mime, "image/png");
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(picture_name(Path::new("a/Car.JPG")), Some("Car".into()));
+        assert_eq!(picture_name(Path::new("a/notes.txt")), None);
+        assert_eq!(picture_name(Path::new("a/.hidden.png")), None);
+        assert_eq!(picture_name(Path::new("a/catalog.toml")), None);
+        assert!(unusable_name("123").is_some());
+        assert!(unusable_name("two words").is_some());
+        assert!(unusable_name(&"x".repeat(65)).is_some());
+        assert!(unusable_name("red-car").is_none());
+    }
+}

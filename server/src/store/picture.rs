@@ -1,0 +1,102 @@
+//! One picture: its bytes exactly as stored, and what the catalog says about it.
+
+use std::io::Cursor;
+
+use bytes::Bytes;
+use image::ImageReader;
+use picture_protocol::PictureInfo;
+use sha2::{Digest, Sha256};
+
+/// Largest picture file the server will hold. Keeps one bad file from exhausting memory and
+/// keeps sizes within the protocol's 32-bit length fields.
+pub const MAX_PICTURE_BYTES: usize = 64 * 1024 * 1024;
+
+/// A picture ready to serve. The bytes are a shared immutable buffer: every response sends the
+/// same memory, never a copy.
+#[derive(Debug)]
+pub struct Picture {
+    pub info: PictureInfo,
+    pub bytes: Bytes,
+}
+
+/// Why a file is not a picture the server can serve.
+#[derive(Debug, thiserror::Error)]
+pub enum PictureError {
+    #[error("{0} bytes is more than the limit of {MAX_PICTURE_BYTES}")]
+    TooLarge(usize),
+    #[error("not a recognised image format")]
+    UnknownFormat,
+    #[error("unreadable image: {0}")]
+    Corrupt(#[from] image::ImageError),
+    #[error("{0}x{1} is not a usable size")]
+    EmptyImage(u32, u32),
+}
+
+/// Checks that `bytes` hold an image, reading its format from the content and its size from
+/// the header (without decoding the pixels), and builds the catalog entry for it.
+pub fn inspect(
+    number: u32,
+    name: String,
+    title: String,
+    bytes: Bytes,
+) -> Result<Picture, PictureError> {
+    if bytes.len() > MAX_PICTURE_BYTES {
+        return Err(PictureError::TooLarge(bytes.len()));
+    }
+    let reader = ImageReader::new(Cursor::new(&bytes[..]))
+        .with_guessed_format()
+        .map_err(|e| PictureError::Corrupt(image::ImageError::IoError(e)))?;
+    let format = reader.format().ok_or(PictureError::UnknownFormat)?;
+    let (width, height) = reader.into_dimensions()?;
+    if width == 0 || height == 0 {
+        return Err(PictureError::EmptyImage(width, height));
+    }
+    let info = PictureInfo {
+        number,
+        name,
+        title,
+        mime: format.to_mime_type().to_owned(),
+        width,
+        height,
+        // Bounded by MAX_PICTURE_BYTES above.
+        size: bytes.len() as u32,
+        sha256: Sha256::digest(&bytes).into(),
+    };
+    Ok(Picture { info, bytes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(width: u32, height: u32) -> Bytes {
+        let img = image::RgbImage::new(width, height);
+        let mut out = Cursor::new(Vec::new());
+        match img.write_to(&mut out, image::ImageFormat::Png) {
+            Ok(()) => Bytes::from(out.into_inner()),
+            Err(e) => panic!("encoding a test PNG: {e}"),
+        }
+    }
+
+    #[test]
+    fn reads_format_and_size_from_content() {
+        let bytes = png(3, 2);
+        let p = inspect(1, "a".into(), "A".into(), bytes.clone())
+            .unwrap_or_else(|e| panic!("valid PNG rejected: {e}"));
+        assert_eq!(p.info.mime, "image/png");
+        assert_eq!((p.info.width, p.info.height), (3, 2));
+        assert_eq!(p.info.size as usize, bytes.len());
+        assert_eq!(p.bytes, bytes);
+    }
+
+    #[test]
+    fn rejects_garbage_and_truncated_headers() {
+        let garbage = Bytes::from_static(b"this is not a picture at all");
+        assert!(matches!(
+            inspect(1, "a".into(), "A".into(), garbage),
+            Err(PictureError::UnknownFormat)
+        ));
+        let truncated = png(3, 2).slice(..12);
+        assert!(inspect(1, "a".into(), "A".into(), truncated).is_err());
+    }
+}

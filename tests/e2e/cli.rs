@@ -1,0 +1,175 @@
+//! The `picture-client` binary against a real server.
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+
+use tokio::io::AsyncWriteExt;
+
+use crate::common::*;
+
+async fn client(server: &str, args: &[&str], dir: &Path, stdin: &[u8]) -> Output {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-client"))
+        .arg("--server")
+        .arg(server)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(mut input) = child.stdin.take() {
+        input
+            .write_all(stdin)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    within(child.wait_with_output())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn list_prints_a_table_and_json() {
+    let server = TestServer::start().await;
+    let addr = server.addr.to_string();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let pictures = catalog(server.addr).await;
+
+    let table = client(&addr, &["list"], dir.path(), b"").await;
+    assert!(table.status.success(), "{}", text(&table.stderr));
+    let out = text(&table.stdout);
+    for p in &pictures {
+        assert!(out.contains(&p.title) && out.contains(&p.name), "{out}");
+    }
+
+    let json = client(&addr, &["list", "--json"], dir.path(), b"").await;
+    assert!(json.status.success());
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&json.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let entries = parsed.as_array().unwrap_or_else(|| panic!("not an array"));
+    assert_eq!(entries.len(), pictures.len());
+    assert_eq!(entries[0]["name"], pictures[0].name.as_str());
+    assert_eq!(entries[0]["sha256"], pictures[0].sha256_hex().as_str());
+}
+
+#[tokio::test]
+async fn get_saves_the_picture_and_exits_zero() {
+    let server = TestServer::start().await;
+    let addr = server.addr.to_string();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let pictures = catalog(server.addr).await;
+
+    let out = client(&addr, &["get", "2", "-o", "x.img"], dir.path(), b"").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let saved = std::fs::read(dir.path().join("x.img")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(saved == asset_bytes(&pictures[1].name));
+
+    // Without -o the file is named after the picture.
+    let name = pictures[0].name.to_uppercase();
+    let out = client(&addr, &["get", &name], dir.path(), b"").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ext = if pictures[0].mime == "image/png" {
+        "png"
+    } else {
+        "jpg"
+    };
+    let saved = std::fs::read(dir.path().join(format!("{}.{ext}", pictures[0].name)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(saved == asset_bytes(&pictures[0].name));
+}
+
+#[tokio::test]
+async fn get_to_stdout() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let first = catalog(server.addr).await.remove(0);
+    let out = client(
+        &server.addr.to_string(),
+        &["get", "1", "-o", "-"],
+        dir.path(),
+        b"",
+    )
+    .await;
+    assert!(out.status.success());
+    assert!(out.stdout == asset_bytes(&first.name));
+}
+
+#[tokio::test]
+async fn get_unknown_exits_two_and_writes_nothing() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = client(
+        &server.addr.to_string(),
+        &["get", "unicorn", "-o", "u.jpg"],
+        dir.path(),
+        b"",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not found"));
+    assert!(!dir.path().join("u.jpg").exists());
+}
+
+#[tokio::test]
+async fn ping_exits_zero() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = client(&server.addr.to_string(), &["ping"], dir.path(), b"").await;
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("answered"));
+}
+
+#[tokio::test]
+async fn server_down_is_a_one_line_error() {
+    // Bind and drop a listener to find a port nobody listens on.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        l.local_addr().unwrap_or_else(|e| panic!("{e}"))
+    };
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = client(&addr.to_string(), &["list"], dir.path(), b"").await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("cannot connect"), "{err}");
+    assert!(!err.contains("panicked"));
+}
+
+#[tokio::test]
+async fn interactive_menu_like_the_original() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let pictures = catalog(server.addr).await;
+    // Choose 1, show it (no display: a terminal preview), then another: 99 (not found), stop.
+    let out = client(
+        &server.addr.to_string(),
+        &[],
+        dir.path(),
+        b"1\ny\ny\n99\nn\n",
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let screen = text(&out.stdout);
+    assert!(screen.contains("What picture do you want?"), "{screen}");
+    assert!(screen.contains(&format!("1. {}", pictures[0].title)));
+    assert!(screen.contains("Number of choice:"));
+    assert!(screen.contains(&format!("{}x{}", pictures[0].width, pictures[0].height)));
+    assert!(screen.contains('▀'), "a terminal preview was drawn");
+    assert!(screen.contains("not-found picture"));
+    let ext = if pictures[0].mime == "image/png" {
+        "png"
+    } else {
+        "jpg"
+    };
+    let saved = std::fs::read(dir.path().join(format!("{}.{ext}", pictures[0].name)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(saved == asset_bytes(&pictures[0].name));
+}

@@ -1,0 +1,291 @@
+//! Bad input, slow or vanishing clients, limits, and broken picture files: each leaves the
+//! server serving everyone else.
+
+use std::time::Duration;
+
+use picture_protocol::{Command, Kind, Selector, Status};
+use picture_server::Limits;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::*;
+
+/// The server still answers a fresh client correctly.
+async fn assert_still_serving(server: &TestServer) {
+    let r = call(server.addr, Command::Ping).await;
+    assert_eq!(r.head.status, Status::Ok);
+    let first = &catalog(server.addr).await[0];
+    let r = call(server.addr, get(Selector::Number(1))).await;
+    assert!(r.body == asset_bytes(&first.name));
+}
+
+#[tokio::test]
+async fn garbage_after_the_magic_byte_gets_bad_request_and_close() {
+    let server = TestServer::start().await;
+    for garbage in [
+        &[0xFB, 0x01, 0x09, 0x00, 0, 0, 0, 4, 0, 0][..], // unknown kind
+        &[0xFB, 0x07, 0x01, 0x00, 0, 0, 0, 4, 0, 0],     // unknown version
+        &[0xFB, 0x01, 0x02, 0x00, 0, 0, 0, 4, 0, 3, 9, 9, 9], // bad GET payload
+        &[
+            0xFB, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+        ],
+    ] {
+        let mut stream = connect(server.addr).await;
+        stream
+            .write_all(garbage)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut buf = Vec::new();
+        let r = read_response(&mut stream, &mut buf).await;
+        assert!(
+            matches!(r.head.status, Status::BadRequest),
+            "{garbage:?} got {:?}",
+            r.head.status
+        );
+        assert!(!r.text().is_empty(), "the error answer explains itself");
+        assert!(
+            read_to_end(&mut stream).await.is_empty(),
+            "then the server closes"
+        );
+    }
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn garbage_after_a_good_request_answers_both() {
+    let server = TestServer::start().await;
+    let mut stream = connect(server.addr).await;
+    let mut bytes = frame(1, Command::Ping);
+    bytes.extend_from_slice(&[0xFB, 0x01, 0x55, 0x00, 0, 0, 0, 2, 0, 0]);
+    stream
+        .write_all(&bytes)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut buf = Vec::new();
+    let first = read_response(&mut stream, &mut buf).await;
+    assert_eq!((first.head.id, first.head.status), (1, Status::Ok));
+    let second = read_response(&mut stream, &mut buf).await;
+    assert_eq!(
+        (second.head.id, second.head.status),
+        (2, Status::BadRequest)
+    );
+}
+
+#[tokio::test]
+async fn random_binary_garbage_never_hurts_the_server() {
+    let server = TestServer::start().await;
+    let mut seed = 0x2545F4914F6CDD1Du64;
+    for round in 0..40 {
+        let mut garbage = Vec::new();
+        for _ in 0..(round * 37 % 700 + 1) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            garbage.push(seed as u8);
+        }
+        if round % 2 == 0 {
+            garbage[0] = 0xFB;
+        }
+        // Whatever comes back, the connection ends and nothing else breaks.
+        let _ = exchange_raw(server.addr, &garbage).await;
+    }
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn oversized_length_field_gets_too_large_with_the_id() {
+    let server = TestServer::start().await;
+    let mut stream = connect(server.addr).await;
+    // A GET announcing 65535 payload bytes, far over the limit.
+    stream
+        .write_all(&[0xFB, 0x01, 0x02, 0x00, 0, 0, 0x30, 0x39, 0xFF, 0xFF])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = read_response(&mut stream, &mut Vec::new()).await;
+    assert_eq!(r.head.status, Status::TooLarge);
+    assert_eq!((r.head.id, r.head.kind), (12345, Some(Kind::Get)));
+    assert!(read_to_end(&mut stream).await.is_empty());
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn configured_request_size_limit_applies() {
+    let limits = Limits {
+        max_request_payload: 8,
+        ..Limits::default()
+    };
+    let server = TestServer::start_with(&assets_dir(), limits).await;
+    let long_name = by_name("a-name-long-enough-to-exceed-eight-bytes");
+    let r = call(server.addr, long_name).await;
+    assert_eq!(r.head.status, Status::TooLarge);
+}
+
+#[tokio::test]
+async fn stalled_half_request_is_dropped_and_frees_its_slot() {
+    let limits = Limits {
+        max_connections: 1,
+        request_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let server = TestServer::start_with(&assets_dir(), limits).await;
+    let mut stalled = connect(server.addr).await;
+    stalled
+        .write_all(&frame(1, Command::Ping)[..5])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The server gives up on it and closes the connection...
+    assert!(read_to_end(&mut stalled).await.is_empty());
+    // ...so the only slot is free again.
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn silent_connection_is_dropped_and_frees_its_slot() {
+    let limits = Limits {
+        max_connections: 1,
+        request_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let server = TestServer::start_with(&assets_dir(), limits).await;
+    let mut silent = connect(server.addr).await;
+    assert!(read_to_end(&mut silent).await.is_empty());
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn idle_framed_connection_is_closed() {
+    let limits = Limits {
+        idle_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let server = TestServer::start_with(&assets_dir(), limits).await;
+    let mut stream = connect(server.addr).await;
+    stream
+        .write_all(&frame(1, Command::Ping))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut buf = Vec::new();
+    assert_eq!(
+        read_response(&mut stream, &mut buf).await.head.status,
+        Status::Ok
+    );
+    assert!(read_to_end(&mut stream).await.is_empty());
+}
+
+#[tokio::test]
+async fn client_vanishing_mid_transfer_does_not_disturb_others() {
+    let server = TestServer::start().await;
+    let largest = catalog(server.addr)
+        .await
+        .into_iter()
+        .max_by_key(|p| p.size)
+        .unwrap_or_else(|| panic!("empty catalog"));
+    for _ in 0..10 {
+        let mut stream = connect(server.addr).await;
+        stream
+            .write_all(&frame(1, get(Selector::Number(largest.number))))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut some = [0u8; 1000];
+        let _ = within(stream.read(&mut some)).await;
+        drop(stream);
+        // The same, in bare mode.
+        let mut bare = connect(server.addr).await;
+        bare.write_all(largest.number.to_string().as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(bare);
+    }
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn over_the_connection_limit_gets_busy() {
+    let limits = Limits {
+        max_connections: 2,
+        ..Limits::default()
+    };
+    let server = TestServer::start_with(&assets_dir(), limits).await;
+    // Two clients hold both slots (each has been served once, so both are accepted).
+    let mut held = Vec::new();
+    for id in 0..2 {
+        let mut stream = connect(server.addr).await;
+        stream
+            .write_all(&frame(id, Command::Ping))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let r = read_response(&mut stream, &mut Vec::new()).await;
+        assert_eq!(r.head.status, Status::Ok);
+        held.push(stream);
+    }
+    let busy = call(server.addr, get(Selector::Number(1))).await;
+    assert_eq!(busy.head.status, Status::Busy);
+    assert_eq!((busy.head.id, busy.head.kind), (1, Some(Kind::Get)));
+    assert!(!busy.text().is_empty());
+
+    // A bare-choice client over the limit is closed without bytes.
+    assert!(exchange_raw(server.addr, b"1").await.is_empty());
+
+    // Once a slot frees up, clients are served again.
+    drop(held.pop());
+    let mut attempts = 0;
+    loop {
+        let r = call(server.addr, Command::Ping).await;
+        if r.head.status == Status::Ok {
+            break;
+        }
+        assert_eq!(r.head.status, Status::Busy);
+        attempts += 1;
+        assert!(attempts < 1000, "the freed slot never became available");
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn corrupt_and_foreign_files_in_the_assets_folder_are_skipped() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let good = catalog_entry_file(1);
+    let good_name = good
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
+        .to_owned();
+    std::fs::copy(&good, dir.path().join(good.file_name().unwrap_or_default()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let png = std::fs::read(assets_dir().join("not-found.png")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("garbage.jpg"), b"not a jpeg at all")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("truncated.png"), &png[..20]).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("empty.gif"), b"").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("notes.txt"), b"hello").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("catalog.toml"), b"this is = = not toml")
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let server = TestServer::start_with(dir.path(), Limits::default()).await;
+    let names: Vec<String> = catalog(server.addr)
+        .await
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, [good_name]);
+    // With no not-found picture in the folder, the built-in one is served.
+    let r = call(server.addr, by_name("garbage")).await;
+    assert_eq!(r.head.status, Status::NotFound);
+    assert!(image::load_from_memory(&r.body).is_ok());
+}
+
+/// The path of the shipped asset with menu number `n`.
+fn catalog_entry_file(n: usize) -> std::path::PathBuf {
+    let manifest = std::fs::read_to_string(assets_dir().join("catalog.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name = manifest
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("name = \"")?.strip_suffix('"'))
+        .nth(n - 1)
+        .unwrap_or_else(|| panic!("manifest has no entry {n}"));
+    std::fs::read_dir(assets_dir())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_stem().and_then(|s| s.to_str()) == Some(name))
+        .unwrap_or_else(|| panic!("no file for {name}"))
+}

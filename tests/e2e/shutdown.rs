@@ -1,0 +1,107 @@
+//! Graceful shutdown: transfers in flight finish, new connections are refused.
+
+use std::process::Stdio;
+
+use picture_protocol::{Command, Selector, Status};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpSocket;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn shutdown_finishes_the_transfer_in_flight() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let largest = catalog(addr)
+        .await
+        .into_iter()
+        .max_by_key(|p| p.size)
+        .unwrap_or_else(|| panic!("empty catalog"));
+    let expected = asset_bytes(&largest.name);
+
+    // A small receive buffer keeps most of the picture on the server's side until we read.
+    let socket = TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
+    socket
+        .set_recv_buffer_size(4096)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut stream = within(socket.connect(addr))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    stream
+        .write_all(&crate::common::frame(
+            7,
+            get(Selector::Number(largest.number)),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut first = [0u8; 1];
+    within(stream.read_exact(&mut first))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let stopped = server.begin_shutdown();
+    let mut buf = first.to_vec();
+    let response = read_response(&mut stream, &mut buf).await;
+    assert_eq!((response.head.id, response.head.status), (7, Status::Ok));
+    assert!(response.body == expected, "the whole picture arrived");
+    // Having nothing more in flight, the connection is closed and the server stops.
+    assert!(read_to_end(&mut stream).await.is_empty());
+    within(stopped)
+        .await
+        .unwrap_or_else(|e| panic!("server task: {e}"));
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_closes_idle_connections_at_once() {
+    let server = TestServer::start().await;
+    let mut idle = connect(server.addr).await;
+    idle.write_all(&frame(1, Command::Ping))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _ = read_response(&mut idle, &mut Vec::new()).await;
+    let stopped = server.begin_shutdown();
+    assert!(read_to_end(&mut idle).await.is_empty());
+    within(stopped)
+        .await
+        .unwrap_or_else(|e| panic!("server task: {e}"));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn server_binary_exits_cleanly_on_sigterm() {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
+        .args(["--tcp-addr", "127.0.0.1:0", "--assets"])
+        .arg(assets_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut lines = BufReader::new(stdout).lines();
+    let banner = within(lines.next_line())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("server printed nothing"));
+    let addr = banner
+        .rsplit("tcp://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    assert!(banner.contains("pictures"), "{banner}");
+    assert_eq!(call(addr, Command::Ping).await.head.status, Status::Ok);
+
+    let pid = child.id().unwrap_or_else(|| panic!("no pid"));
+    let kill = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(kill.success());
+    let status = within(child.wait()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "exit status {status}");
+}
