@@ -1,7 +1,9 @@
 //! What the server answers to each request, independent of how the request arrived.
 
 use bytes::Bytes;
-use picture_protocol::{CATALOG_MIME, Command, GetRequest, RequestError, Status, TEXT_MIME};
+use picture_protocol::{
+    CATALOG_MIME, Command, GetRequest, Kind, RequestError, ResponseHead, Status, TEXT_MIME,
+};
 use tracing::error;
 
 use crate::store::PictureStore;
@@ -14,7 +16,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn text(status: Status, message: impl Into<String>) -> Answer {
+    pub fn text(status: Status, message: impl Into<String>) -> Answer {
         Answer {
             status,
             mime: TEXT_MIME.to_owned(),
@@ -38,6 +40,30 @@ impl Answer {
             Status::Busy,
             "server is at its connection limit; try again later",
         )
+    }
+
+    /// The response head for this answer to request `id` of `kind`.
+    pub fn head(&self, kind: Option<Kind>, id: u32) -> ResponseHead {
+        ResponseHead {
+            kind,
+            status: self.status,
+            id,
+            mime: self.mime.clone(),
+            // Bodies are pictures (at most MAX_PICTURE_BYTES) or short messages.
+            body_len: self.body.len() as u32,
+        }
+    }
+
+    /// The whole response frame in one buffer, for transports that send one message per frame.
+    pub fn into_frame(self, kind: Option<Kind>, id: u32) -> Bytes {
+        let head = self.head(kind, id);
+        let mut frame = Vec::with_capacity(head.frame_len());
+        // Only a MIME type over 255 bytes fails to encode, and every MIME type here is short.
+        if head.encode_into(&mut frame).is_err() {
+            return Bytes::new();
+        }
+        frame.extend_from_slice(&self.body);
+        Bytes::from(frame)
     }
 }
 

@@ -1,9 +1,11 @@
-//! A client for the framed protocol over one persistent TCP connection.
+//! A client for the framed protocol over one persistent connection: raw TCP, or a WebSocket
+//! bridge (`ws://HOST:PORT/ws`) for networks that only let HTTP through.
 
 use std::io;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
 use picture_protocol::{
     Command, DecodeError, EncodeError, GetRequest, MAX_RESPONSE_BODY, PictureInfo, Request,
     ResponseHead, Selector, Status, Variant, decode_catalog,
@@ -11,16 +13,20 @@ use picture_protocol::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// How long the client waits for the server to accept a connection or send the next bytes.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot connect to {addr}: {source}")]
-    Connect { addr: String, source: io::Error },
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect { addr: String, reason: String },
     #[error("connection to the server failed: {0}")]
     Io(#[from] io::Error),
+    #[error("WebSocket failed: {0}")]
+    WebSocket(#[from] tungstenite::Error),
     #[error("the server did not answer within {} s", IO_TIMEOUT.as_secs())]
     Timeout,
     #[error("the server closed the connection before answering")]
@@ -44,26 +50,45 @@ pub struct Fetched {
     pub bytes: Vec<u8>,
 }
 
+/// How frames travel.
+enum Transport {
+    /// A byte stream: responses are cut out of `buffer` by their length fields.
+    Tcp { stream: TcpStream, buffer: BytesMut },
+    /// One binary message per frame, each way.
+    WebSocket(Box<WebSocketStream<MaybeTlsStream<TcpStream>>>),
+}
+
 pub struct Client {
-    stream: TcpStream,
-    buffer: BytesMut,
+    transport: Transport,
     next_id: u32,
 }
 
 impl Client {
-    pub async fn connect(addr: &str) -> Result<Client, ClientError> {
-        let connect_error = |source| ClientError::Connect {
-            addr: addr.to_owned(),
-            source,
+    /// Connects to `HOST:PORT` over TCP, or to a bridge given as a `ws://` URL.
+    pub async fn connect(server: &str) -> Result<Client, ClientError> {
+        let connect_error = |reason: String| ClientError::Connect {
+            addr: server.to_owned(),
+            reason,
         };
-        let stream = timeout(IO_TIMEOUT, TcpStream::connect(addr))
-            .await
-            .map_err(|_| connect_error(io::ErrorKind::TimedOut.into()))?
-            .map_err(connect_error)?;
-        stream.set_nodelay(true)?;
+        let transport = if server.starts_with("ws://") || server.starts_with("wss://") {
+            let (socket, _) = timeout(IO_TIMEOUT, tokio_tungstenite::connect_async(server))
+                .await
+                .map_err(|_| connect_error("timed out".into()))?
+                .map_err(|e| connect_error(e.to_string()))?;
+            Transport::WebSocket(Box::new(socket))
+        } else {
+            let stream = timeout(IO_TIMEOUT, TcpStream::connect(server))
+                .await
+                .map_err(|_| connect_error("timed out".into()))?
+                .map_err(|e| connect_error(e.to_string()))?;
+            stream.set_nodelay(true)?;
+            Transport::Tcp {
+                stream,
+                buffer: BytesMut::with_capacity(64 * 1024),
+            }
+        };
         Ok(Client {
-            stream,
-            buffer: BytesMut::with_capacity(64 * 1024),
+            transport,
             next_id: 1,
         })
     }
@@ -102,6 +127,35 @@ impl Client {
         })
     }
 
+    /// Sends an already encoded request frame and returns the whole response frame, as the
+    /// WebSocket bridge forwards it. The response's id is not checked: it is the caller's.
+    pub async fn exchange_frame(&mut self, request: &[u8]) -> Result<Bytes, ClientError> {
+        self.send(request).await?;
+        match &mut self.transport {
+            Transport::Tcp { stream, buffer } => {
+                let head = read_head(stream, buffer).await?;
+                while buffer.len() < head.frame_len() {
+                    buffer.reserve(head.frame_len() - buffer.len());
+                    fill(stream, buffer).await?;
+                }
+                Ok(buffer.split_to(head.frame_len()).freeze())
+            }
+            Transport::WebSocket(socket) => next_binary(socket).await,
+        }
+    }
+
+    async fn send(&mut self, frame: &[u8]) -> Result<(), ClientError> {
+        match &mut self.transport {
+            Transport::Tcp { stream, .. } => stream.write_all(frame).await?,
+            Transport::WebSocket(socket) => {
+                socket
+                    .send(Message::Binary(Bytes::copy_from_slice(frame)))
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
     /// Sends one request and reads its response.
     async fn call(
         &mut self,
@@ -110,44 +164,101 @@ impl Client {
     ) -> Result<(ResponseHead, Vec<u8>), ClientError> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let frame = Request { id, command }.encode()?;
-        self.stream.write_all(&frame).await?;
+        self.send(&Request { id, command }.encode()?).await?;
 
-        let head = loop {
-            if let Some(head) = ResponseHead::decode(&self.buffer, MAX_RESPONSE_BODY)? {
-                break head;
+        let (head, body) = match &mut self.transport {
+            Transport::Tcp { stream, buffer } => {
+                let head = read_head(stream, buffer).await?;
+                buffer.advance(head.encoded_len());
+                let body = read_body(stream, buffer, &head, &mut progress).await?;
+                (head, body)
             }
-            self.fill().await?;
+            Transport::WebSocket(socket) => {
+                let frame = next_binary(socket).await?;
+                let (response, used) =
+                    picture_protocol::decode_response(&frame, MAX_RESPONSE_BODY)?
+                        .ok_or(DecodeError::Truncated("response message"))?;
+                if used != frame.len() {
+                    return Err(
+                        DecodeError::TrailingBytes(frame.len() - used, "response message").into(),
+                    );
+                }
+                progress(response.body.len() as u64, response.body.len() as u64);
+                (response.head, response.body)
+            }
         };
-        self.buffer.advance(head.encoded_len());
+        // A response with id 0 answers a request the server could not read.
         if head.id != id && head.id != 0 {
             return Err(ClientError::WrongId {
                 expected: id,
                 got: head.id,
             });
         }
-        let total = u64::from(head.body_len);
-        let mut body = Vec::with_capacity(head.body_len as usize);
-        loop {
-            let wanted = head.body_len as usize - body.len();
-            let take = wanted.min(self.buffer.len());
-            body.extend_from_slice(&self.buffer[..take]);
-            self.buffer.advance(take);
-            progress(body.len() as u64, total);
-            if body.len() == head.body_len as usize {
-                return Ok((head, body));
-            }
-            self.fill().await?;
-        }
+        Ok((head, body))
     }
+}
 
-    async fn fill(&mut self) -> Result<(), ClientError> {
-        self.buffer.reserve(64 * 1024);
-        match timeout(IO_TIMEOUT, self.stream.read_buf(&mut self.buffer)).await {
-            Err(_) => Err(ClientError::Timeout),
-            Ok(Ok(0)) => Err(ClientError::Closed),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.into()),
+async fn read_head(
+    stream: &mut TcpStream,
+    buffer: &mut BytesMut,
+) -> Result<ResponseHead, ClientError> {
+    loop {
+        if let Some(head) = ResponseHead::decode(buffer, MAX_RESPONSE_BODY)? {
+            return Ok(head);
+        }
+        fill(stream, buffer).await?;
+    }
+}
+
+async fn read_body(
+    stream: &mut TcpStream,
+    buffer: &mut BytesMut,
+    head: &ResponseHead,
+    progress: &mut impl FnMut(u64, u64),
+) -> Result<Vec<u8>, ClientError> {
+    let len = head.body_len as usize;
+    let mut body = Vec::with_capacity(len);
+    loop {
+        let take = (len - body.len()).min(buffer.len());
+        body.extend_from_slice(&buffer[..take]);
+        buffer.advance(take);
+        progress(body.len() as u64, len as u64);
+        if body.len() == len {
+            return Ok(body);
+        }
+        fill(stream, buffer).await?;
+    }
+}
+
+async fn fill(stream: &mut TcpStream, buffer: &mut BytesMut) -> Result<(), ClientError> {
+    buffer.reserve(64 * 1024);
+    match timeout(IO_TIMEOUT, stream.read_buf(buffer)).await {
+        Err(_) => Err(ClientError::Timeout),
+        Ok(Ok(0)) => Err(ClientError::Closed),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.into()),
+    }
+}
+
+/// The next binary message, skipping control messages.
+async fn next_binary(
+    socket: &mut WebSocketStream<MaybeTlsStream<TcpStream>>,
+) -> Result<Bytes, ClientError> {
+    loop {
+        let message = timeout(IO_TIMEOUT, socket.next())
+            .await
+            .map_err(|_| ClientError::Timeout)?
+            .ok_or(ClientError::Closed)??;
+        match message {
+            Message::Binary(frame) => return Ok(frame),
+            Message::Close(_) => return Err(ClientError::Closed),
+            Message::Text(text) => {
+                return Err(ClientError::Server {
+                    status: Status::BadRequest,
+                    message: text.to_string(),
+                });
+            }
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
         }
     }
 }

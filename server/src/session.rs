@@ -5,7 +5,7 @@ use std::io;
 
 use bytes::Bytes;
 use picture_protocol::{
-    Command, GetRequest, Kind, MAGIC, ResponseHead, Selector, Status, Variant, decode_request,
+    Command, GetRequest, Kind, MAGIC, Selector, Status, Variant, decode_request,
 };
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
@@ -204,14 +204,7 @@ pub fn queue_answer(
     id: u32,
     answer: Answer,
 ) -> Result<(), End> {
-    let head = ResponseHead {
-        kind,
-        status: answer.status,
-        id,
-        mime: answer.mime,
-        // Bodies are pictures (at most MAX_PICTURE_BYTES) or short messages.
-        body_len: answer.body.len() as u32,
-    };
+    let head = answer.head(kind, id);
     let mut encoded = Vec::with_capacity(head.encoded_len());
     head.encode_into(&mut encoded)
         .map_err(|e| End::Io(io::Error::other(e)))?;
