@@ -13,6 +13,8 @@
 //! * [`store`]: where pictures come from, behind the [`store::PictureStore`] trait.
 //! * [`limits`]: every bound a client is held to.
 //! * [`client`]: the framed-protocol client used by `picture-client` and the tests.
+//! * [`web`]: the HTTP server for the browser page and the WebSocket bridge that forwards the
+//!   page's requests to a picture server over TCP.
 //! * [`shutdown`]: Ctrl-C and SIGTERM as one future.
 
 #![forbid(unsafe_code)]
@@ -25,6 +27,7 @@ pub mod server;
 mod session;
 pub mod shutdown;
 pub mod store;
+pub mod web;
 
 pub use limits::Limits;
 pub use server::serve;

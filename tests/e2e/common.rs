@@ -11,6 +11,7 @@ use picture_protocol::{
 };
 use picture_server::Limits;
 use picture_server::store::FolderStore;
+use picture_server::web::{BridgeConfig, OriginPolicy, WebConfig, serve_web};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -53,10 +54,15 @@ impl TestServer {
     }
 
     pub async fn start_with(assets: &Path, limits: Limits) -> TestServer {
+        TestServer::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), assets, limits).await
+    }
+
+    /// A server on a chosen address, so that a test can restart it at the same place.
+    pub async fn start_at(addr: SocketAddr, assets: &Path, limits: Limits) -> TestServer {
         let store = FolderStore::load(assets).unwrap_or_else(|e| panic!("loading assets: {e}"));
-        let listener = TcpListener::bind("127.0.0.1:0")
+        let listener = TcpListener::bind(addr)
             .await
-            .unwrap_or_else(|e| panic!("bind: {e}"));
+            .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(picture_server::serve(
@@ -70,6 +76,11 @@ impl TestServer {
             shutdown,
             task,
         }
+    }
+
+    /// The page and bridge in front of this server, with default web settings.
+    pub async fn start_web(&self) -> WebServer {
+        WebServer::start(web_config(&www_dir(), self.addr.to_string())).await
     }
 
     /// Asks the server to shut down; the returned handle completes when it has.
@@ -163,4 +174,65 @@ pub async fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
         .await
         .unwrap_or_else(|e| panic!("read: {e}"));
     out
+}
+
+/// The repository's page and bundle.
+pub fn www_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../www")
+}
+
+/// Web settings as the binary's defaults, for `www` and a bridge to `upstream`.
+pub fn web_config(www: &Path, upstream: String) -> WebConfig {
+    WebConfig {
+        www: www.to_path_buf(),
+        bridge: BridgeConfig {
+            upstream,
+            idle_timeout: Duration::from_secs(60),
+            max_request_payload: picture_protocol::MAX_REQUEST_PAYLOAD,
+        },
+        origins: OriginPolicy::default(),
+        max_sessions: 256,
+        max_message: 64 * 1024,
+        shutdown_grace: Duration::from_secs(10),
+    }
+}
+
+/// The HTTP side (page and WebSocket bridge) on an ephemeral port.
+pub struct WebServer {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl WebServer {
+    pub async fn start(config: WebConfig) -> WebServer {
+        WebServer::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), config).await
+    }
+
+    pub async fn start_at(addr: SocketAddr, config: WebConfig) -> WebServer {
+        let listener = TcpListener::bind(addr)
+            .await
+            .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(serve_web(listener, config, shutdown.clone()));
+        WebServer {
+            addr,
+            shutdown,
+            task,
+        }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = within(self.task).await;
+    }
 }

@@ -1,8 +1,11 @@
 //! End-to-end tests: real servers on ephemeral ports, real sockets, the real binaries.
 
 mod bare;
+mod browser;
 mod cli;
 mod common;
 mod framed;
+mod http;
 mod robustness;
 mod shutdown;
+mod websocket;

@@ -1,0 +1,145 @@
+//! The HTTP side: the page, its wasm bundle, and the WebSocket bridge at `/ws`.
+
+mod bridge;
+mod origin;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, X_CONTENT_TYPE_OPTIONS};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tracing::warn;
+
+pub use bridge::BridgeConfig;
+pub use origin::OriginPolicy;
+
+/// The bundle may be kept for an hour; the page itself is revalidated on every load, so a new
+/// release reaches browsers at once.
+const BUNDLE_CACHE: &str = "public, max-age=3600";
+const PAGE_CACHE: &str = "no-cache";
+
+/// The page loads only its own scripts, styles and wasm, shows blob: pictures and talks only
+/// to its own server.
+const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'self'; img-src 'self' blob: data:; \
+     script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; style-src 'self'; connect-src 'self'; \
+     frame-ancestors 'none'";
+
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Folder with `index.html` and the `pkg/` bundle.
+    pub www: PathBuf,
+    pub bridge: BridgeConfig,
+    pub origins: OriginPolicy,
+    /// WebSocket sessions at once; further handshakes get 503.
+    pub max_sessions: usize,
+    /// Largest WebSocket message accepted; a larger one ends the session.
+    pub max_message: usize,
+    /// How long shutdown waits for WebSocket sessions to finish the request in flight.
+    pub shutdown_grace: Duration,
+}
+
+struct WebState {
+    config: WebConfig,
+    sessions: Arc<Semaphore>,
+    /// Upgraded connections leave the HTTP server's own bookkeeping, so shutdown waits for
+    /// them here.
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+/// Serves the page and the bridge until `shutdown` is cancelled.
+pub async fn serve_web(
+    listener: TcpListener,
+    config: WebConfig,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let www = config.www.clone();
+    let grace = config.shutdown_grace;
+    let tracker = TaskTracker::new();
+    let state = Arc::new(WebState {
+        sessions: Arc::new(Semaphore::new(config.max_sessions)),
+        config,
+        tracker: tracker.clone(),
+        shutdown: shutdown.clone(),
+    });
+    let bundle = Router::new()
+        .fallback_service(ServeDir::new(www.join("pkg")))
+        .layer(header(CACHE_CONTROL, BUNDLE_CACHE));
+    let page = Router::new()
+        .fallback_service(ServeDir::new(&www))
+        .layer(header(CACHE_CONTROL, PAGE_CACHE));
+    let app = Router::new()
+        .route("/ws", get(websocket))
+        .with_state(state)
+        .nest("/pkg", bundle)
+        .merge(page)
+        .layer(header(X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header(
+            CONTENT_SECURITY_POLICY,
+            CONTENT_SECURITY_POLICY_VALUE,
+        ));
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await?;
+    tracker.close();
+    if timeout(grace, tracker.wait()).await.is_err() {
+        warn!(
+            sessions = tracker.len(),
+            "shutdown grace period over: closing the remaining WebSocket sessions"
+        );
+    }
+    Ok(())
+}
+
+fn header(
+    name: axum::http::HeaderName,
+    value: &'static str,
+) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+}
+
+async fn websocket(
+    State(state): State<Arc<WebState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if let Err(reason) = state.config.origins.check(&headers) {
+        warn!(%peer, "WebSocket refused: {reason}");
+        return (StatusCode::FORBIDDEN, reason).into_response();
+    }
+    let Ok(permit) = state.sessions.clone().try_acquire_owned() else {
+        warn!(%peer, "WebSocket refused: too many sessions");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many WebSocket sessions; try again later",
+        )
+            .into_response();
+    };
+    let max_message = state.config.max_message;
+    let in_flight = state.tracker.token();
+    upgrade
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
+        .on_upgrade(move |socket| async move {
+            bridge::run(socket, peer, &state.config.bridge, &state.shutdown).await;
+            drop((permit, in_flight));
+        })
+}

@@ -1,0 +1,338 @@
+//! The page in a real headless Chromium, driven through chromedriver: the whole path from the
+//! wasm client over the WebSocket bridge to the TCP picture server.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use picture_protocol::PictureInfo;
+use picture_server::Limits;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use crate::common::*;
+
+/// Chromium and chromedriver as packaged by Debian (`scripts/setup-web` installs them); the
+/// `CHROMIUM` and `CHROMEDRIVER` environment variables point elsewhere.
+fn program(variable: &str, default: &str) -> String {
+    std::env::var(variable).unwrap_or_else(|_| default.to_owned())
+}
+
+/// A chromedriver process and one browser session.
+struct Browser {
+    client: Client,
+    _driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let port = free_port();
+        let profile = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let chromedriver = program("CHROMEDRIVER", "chromedriver");
+        let driver = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .env("TMPDIR", profile.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {chromedriver} (scripts/setup-web installs it): {e}")
+            });
+        // Headless as root, and no attempts to reach the internet: no background networking,
+        // component updates or sync.
+        let capabilities = json!({
+            "goog:chromeOptions": {
+                "binary": program("CHROMIUM", "/usr/bin/chromium"),
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--window-size=1100,900",
+                    format!("--user-data-dir={}", profile.path().join("profile").display()),
+                ]
+            }
+        });
+        let Value::Object(capabilities) = capabilities else {
+            panic!("capabilities are an object");
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let client = within(async {
+            loop {
+                let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+                match ClientBuilder::new(connector)
+                    .capabilities(capabilities.clone())
+                    .connect(&url)
+                    .await
+                {
+                    Ok(client) => return client,
+                    // chromedriver needs a moment to start listening.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        })
+        .await;
+        Browser {
+            client,
+            _driver: driver,
+            _profile: profile,
+        }
+    }
+
+    async fn goto(&self, url: &str) {
+        self.client
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("goto {url}: {e}"));
+    }
+
+    /// Runs `script` (a function body that returns a value) in the page.
+    async fn eval(&self, script: &str) -> Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script {script}: {e}"))
+    }
+
+    /// Waits until `script` returns true.
+    async fn wait_until(&self, what: &str, script: &str) {
+        let waited = tokio::time::timeout(PATIENCE, async {
+            loop {
+                if self.eval(script).await == Value::Bool(true) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        if waited.is_err() {
+            let state = self.eval(DESCRIBE_PAGE).await;
+            panic!("timed out waiting for {what}; page: {state}");
+        }
+    }
+
+    async fn choose(&self, number: u32) {
+        let select = self
+            .client
+            .find(Locator::Css("select#picture"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        select
+            .select_by_value(&number.to_string())
+            .await
+            .unwrap_or_else(|e| panic!("choosing {number}: {e}"));
+    }
+
+    /// Waits until the page shows picture `name` with `state` (`ok` or `not-found`).
+    async fn wait_for_picture(&self, name: &str, state: &str) {
+        let script = format!(
+            "const img = document.querySelector('img#view'); \
+             const status = document.querySelector('#status'); \
+             return img.dataset.name === {name:?} && status.dataset.state === {state:?} \
+                 && img.complete && img.naturalWidth > 0;"
+        );
+        self.wait_until(&format!("{name} ({state})"), &script).await;
+    }
+
+    /// The shown picture's `src` and natural size.
+    async fn shown(&self) -> (String, u64, u64) {
+        let v = self
+            .eval("const i = document.querySelector('img#view'); return [i.src, i.naturalWidth, i.naturalHeight];")
+            .await;
+        (
+            v[0].as_str().unwrap_or_default().to_owned(),
+            v[1].as_u64().unwrap_or_default(),
+            v[2].as_u64().unwrap_or_default(),
+        )
+    }
+
+    async fn wait_connected(&self, state: &str) {
+        let script =
+            format!("return document.querySelector('#connection').dataset.state === {state:?};");
+        self.wait_until(&format!("connection {state}"), &script)
+            .await;
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
+
+const DESCRIBE_PAGE: &str = "const q = s => document.querySelector(s); \
+    return { connection: q('#connection')?.dataset.state, status: q('#status')?.dataset.state, \
+    statusText: q('#status')?.textContent, name: q('img#view')?.dataset.name, \
+    src: q('img#view')?.src, options: q('select#picture')?.options.length };";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The picture server and its page, on ports chosen by the caller so that they can be
+/// restarted at the same address.
+async fn start_stack(tcp: SocketAddr, http: SocketAddr) -> (TestServer, WebServer) {
+    let server = TestServer::start_at(tcp, &assets_dir(), Limits::default()).await;
+    let web = WebServer::start_at(http, web_config(&www_dir(), tcp.to_string())).await;
+    (server, web)
+}
+
+async fn menu_labels(browser: &Browser) -> Vec<String> {
+    let labels = browser
+        .eval("return [...document.querySelectorAll('select#picture option')].map(o => o.textContent.trim());")
+        .await;
+    labels
+        .as_array()
+        .unwrap_or_else(|| panic!("no options"))
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn expect_picture(browser: &Browser, p: &PictureInfo) {
+    browser.wait_for_picture(&p.name, "ok").await;
+    let (src, width, height) = browser.shown().await;
+    assert!(src.starts_with("blob:"), "{src}");
+    assert_eq!(
+        (width, height),
+        (u64::from(p.width), u64::from(p.height)),
+        "{}",
+        p.name
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_lists_and_shows_every_picture() {
+    let (server, web) = start_stack(free_addr(), free_addr()).await;
+    let pictures = catalog(server.addr).await;
+    let browser = Browser::start().await;
+    browser.goto(&format!("http://{}/", web.addr)).await;
+    browser.wait_connected("connected").await;
+    browser
+        .wait_until(
+            "the menu",
+            &format!(
+                "return document.querySelectorAll('select#picture option').length === {};",
+                pictures.len()
+            ),
+        )
+        .await;
+    let expected: Vec<String> = pictures
+        .iter()
+        .map(|p| format!("{}. {}", p.number, p.title))
+        .collect();
+    assert_eq!(menu_labels(&browser).await, expected);
+    let label = browser
+        .eval("return document.querySelector('label[for=picture]') !== null;")
+        .await;
+    assert_eq!(label, Value::Bool(true), "the dropdown is labelled");
+
+    // Without a deep link the first picture is shown at once.
+    expect_picture(&browser, &pictures[0]).await;
+    let mut previous_src = browser.shown().await.0;
+    for p in pictures.iter().rev() {
+        browser.choose(p.number).await;
+        expect_picture(&browser, p).await;
+        let src = browser.shown().await.0;
+        assert_ne!(src, previous_src, "a new object URL for {}", p.name);
+        previous_src = src;
+        let details = browser
+            .eval("return document.querySelector('#details').textContent;")
+            .await;
+        let details = details.as_str().unwrap_or_default();
+        assert!(
+            details.contains(&format!("{}", p.width)) && details.contains(&p.title),
+            "{details}"
+        );
+    }
+    if let Ok(png) = browser.client.screenshot().await {
+        let _ = std::fs::write(
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("page.png"),
+            png,
+        );
+    }
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_links_select_a_picture_or_show_not_found() {
+    let (server, web) = start_stack(free_addr(), free_addr()).await;
+    let pictures = catalog(server.addr).await;
+    let browser = Browser::start().await;
+    let chosen = &pictures[pictures.len() / 2];
+    browser
+        .goto(&format!(
+            "http://{}/#{}",
+            web.addr,
+            chosen.name.to_uppercase()
+        ))
+        .await;
+    expect_picture(&browser, chosen).await;
+    let selected = browser
+        .eval("return document.querySelector('select#picture').value;")
+        .await;
+    assert_eq!(selected, Value::String(chosen.number.to_string()));
+
+    browser.goto(&format!("http://{}/#unicorn", web.addr)).await;
+    browser
+        .client
+        .refresh()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    browser.wait_for_picture("unicorn", "not-found").await;
+    let not_found =
+        image::load_from_memory(&asset_bytes("not-found")).unwrap_or_else(|e| panic!("{e}"));
+    let (src, width, height) = browser.shown().await;
+    assert!(src.starts_with("blob:"));
+    assert_eq!(
+        (width, height),
+        (u64::from(not_found.width()), u64::from(not_found.height()))
+    );
+    let status = browser
+        .eval("return document.querySelector('#status').textContent;")
+        .await;
+    let status = status.as_str().unwrap_or_default().to_lowercase();
+    assert!(
+        status.contains("no picture") && status.contains("unicorn"),
+        "{status}"
+    );
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_reconnects_after_a_server_restart() {
+    let (tcp, http) = (free_addr(), free_addr());
+    let (server, web) = start_stack(tcp, http).await;
+    let pictures = catalog(server.addr).await;
+    let browser = Browser::start().await;
+    browser.goto(&format!("http://{http}/")).await;
+    expect_picture(&browser, &pictures[0]).await;
+
+    // The whole server goes away: the page says so, and a request fails visibly.
+    web.stop().await;
+    within(server.begin_shutdown())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    browser.wait_connected("disconnected").await;
+    browser.choose(pictures[1].number).await;
+    browser
+        .wait_until(
+            "a visible error",
+            "return document.querySelector('#status').dataset.state === 'error';",
+        )
+        .await;
+
+    // It comes back at the same address: the page reconnects, refreshes its menu and works.
+    let (_server, _web) = start_stack(tcp, http).await;
+    browser.wait_connected("connected").await;
+    browser.choose(pictures[2].number).await;
+    expect_picture(&browser, &pictures[2]).await;
+    browser.close().await;
+}
+
+fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}

@@ -1,0 +1,105 @@
+//! The page's HTTP side: content types, caching, and nothing reachable outside `www/`.
+
+use tokio::io::AsyncWriteExt;
+
+use crate::common::*;
+
+/// Status line and lowercase headers of a raw HTTP/1.1 GET of `target`.
+async fn fetch(web: &WebServer, target: &str) -> (u16, String, Vec<u8>) {
+    let mut stream = connect(web.addr).await;
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        web.addr
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let response = read_to_end(&mut stream).await;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(&response)));
+    let head = String::from_utf8_lossy(&response[..split]).to_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head}"));
+    (status, head, response[split + 4..].to_vec())
+}
+
+/// A `www` folder with a page and a bundle, inside a folder that also holds a secret.
+fn site() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let www = root.path().join("www");
+    std::fs::create_dir_all(www.join("pkg")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(www.join("index.html"), "<!doctype html><title>t</title>")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(www.join("pkg/app_bg.wasm"), b"\0asm\x01\0\0\0")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(www.join("pkg/app.js"), "export default 1;").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(root.path().join("secret.txt"), "top secret").unwrap_or_else(|e| panic!("{e}"));
+    root
+}
+
+#[tokio::test]
+async fn page_and_bundle_have_types_and_cache_headers() {
+    let root = site();
+    let web = WebServer::start(web_config(&root.path().join("www"), "127.0.0.1:1".into())).await;
+
+    let (status, head, body) = fetch(&web, "/").await;
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: text/html"), "{head}");
+    assert!(head.contains("cache-control: no-cache"), "{head}");
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    assert!(head.contains("content-security-policy:"), "{head}");
+    assert!(body.starts_with(b"<!doctype html>"));
+
+    let (status, head, _) = fetch(&web, "/pkg/app_bg.wasm").await;
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: application/wasm"), "{head}");
+    assert!(head.contains("cache-control: public, max-age="), "{head}");
+
+    let (status, head, _) = fetch(&web, "/pkg/app.js").await;
+    assert_eq!(status, 200);
+    assert!(head.contains("javascript"), "{head}");
+}
+
+#[tokio::test]
+async fn nothing_outside_www_is_reachable_and_nothing_is_listed() {
+    let root = site();
+    let web = WebServer::start(web_config(&root.path().join("www"), "127.0.0.1:1".into())).await;
+    for target in [
+        "/../secret.txt",
+        "/pkg/../../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/pkg/%2e%2e/%2e%2e/secret.txt",
+        "/..%2fsecret.txt",
+        "/%2e%2e%5csecret.txt",
+        "/pkg/",
+        "/pkg",
+        "/missing.html",
+    ] {
+        let (status, _, body) = fetch(&web, target).await;
+        assert!(
+            matches!(status, 404 | 400),
+            "{target} answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert!(!String::from_utf8_lossy(&body).contains("top secret"));
+    }
+}
+
+#[tokio::test]
+async fn shipped_page_is_served() {
+    let server = TestServer::start().await;
+    let web = server.start_web().await;
+    let (status, _, body) = fetch(&web, "/").await;
+    assert_eq!(status, 200);
+    let page = String::from_utf8_lossy(&body);
+    assert!(page.contains("id=\"picture\""), "{page}");
+    let (status, _, wasm) = fetch(&web, "/pkg/picture_web_bg.wasm").await;
+    assert_eq!(status, 200);
+    assert!(wasm.starts_with(b"\0asm"));
+}
