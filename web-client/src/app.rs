@@ -1,0 +1,469 @@
+//! The page's state and what each event does to it: connect and list the pictures, fetch the
+//! one asked for, show it, and recover when the connection drops.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use picture_protocol::{Command, GetRequest, PictureInfo, Request, Selector, Variant};
+use wasm_bindgen::JsValue;
+use web_sys::{Document, Window};
+
+use crate::address::{Address, socket_url};
+use crate::answer::{self, ReceivedPicture, read_message};
+use crate::backoff::Backoff;
+use crate::clock;
+use crate::connection::{Connection, ConnectionState};
+use crate::describe_js_error;
+use crate::events::{Dispatcher, Event, Listener, SocketNews};
+use crate::format::{Details, human_duration};
+use crate::menu::{Menu, Target};
+use crate::pending::Pending;
+use crate::status::StatusLine;
+use crate::view::View;
+
+/// How long a request may wait for its answer before it fails.
+const REQUEST_TIMEOUT_MS: u32 = 15_000;
+/// The most requests waiting for answers at once; a reader cannot click faster than this
+/// matters, a stuck server hits it.
+const MAX_PENDING: usize = 16;
+/// Reconnection delays: quick at first, at most every 8 s.
+const BACKOFF_FIRST_MS: u32 = 250;
+const BACKOFF_MAX_MS: u32 = 8_000;
+/// A connection that stayed up this long was a success: the next drop retries quickly again.
+/// One that drops sooner (a server that accepts and then hangs up) keeps the delays growing.
+const STABLE_CONNECTION_MS: f64 = 10_000.0;
+
+thread_local! {
+    /// The running page; it lives as long as the page does.
+    static PAGE: RefCell<Option<Running>> = const { RefCell::new(None) };
+}
+
+/// Starts the app on the page that loaded it, talking to the server that served the page.
+pub fn start() -> Result<(), JsValue> {
+    let window = web_sys::window().ok_or("no window")?;
+    let document = window.document().ok_or("no document")?;
+    let location = window.location();
+    let url = socket_url(&location.protocol()?, &location.host()?);
+    let running = Running::mount(&window, &document, url)?;
+    PAGE.with(|page| page.replace(Some(running)));
+    Ok(())
+}
+
+/// An app wired to a document. Dropping it unregisters its listeners and closes its socket.
+pub struct Running {
+    _app: Rc<RefCell<App>>,
+}
+
+impl Running {
+    /// Wires an app to the elements of `document` and connects to `socket_url`.
+    pub fn mount(
+        window: &Window,
+        document: &Document,
+        socket_url: String,
+    ) -> Result<Running, JsValue> {
+        let view = View::find(document)?;
+        let app = Rc::new_cyclic(|weak| {
+            RefCell::new(App {
+                view,
+                address: Address::new(window.clone()),
+                connection: Connection::new(socket_url),
+                pending: Pending::new(MAX_PENDING),
+                backoff: Backoff::new(BACKOFF_FIRST_MS, BACKOFF_MAX_MS),
+                menu: Menu::default(),
+                connected_at_ms: None,
+                current: None,
+                latest_get: None,
+                decoding: None,
+                dispatcher: Dispatcher::new(weak.clone()),
+                listeners: Vec::new(),
+            })
+        });
+        let dispatcher = app.borrow().dispatcher.clone();
+        let listeners = {
+            let app = app.borrow();
+            let (menu, picture) = (app.view.menu(), app.view.picture());
+            vec![
+                dispatcher.listen(menu, "change", |_| Event::Chosen)?,
+                dispatcher.listen(window, "hashchange", |_| Event::HashChanged)?,
+                dispatcher.listen(picture, "load", |_| Event::ImageLoaded)?,
+                dispatcher.listen(picture, "error", |_| Event::ImageFailed)?,
+            ]
+        };
+        app.borrow_mut().listeners = listeners;
+        dispatcher.dispatch(Event::Start);
+        Ok(Running { _app: app })
+    }
+}
+
+/// What a request was sent for.
+#[derive(Debug, Clone, PartialEq)]
+enum Purpose {
+    List,
+    Get(Wanted),
+}
+
+/// A picture asked for: its name (for the address and `data-name`) and what to call it.
+#[derive(Debug, Clone, PartialEq)]
+struct Wanted {
+    name: String,
+    title: String,
+}
+
+impl Purpose {
+    fn describe(&self) -> String {
+        match self {
+            Purpose::List => "the list of pictures".to_owned(),
+            Purpose::Get(wanted) => wanted.title.clone(),
+        }
+    }
+}
+
+/// A picture handed to the picture element, waiting for it to be decoded before the page
+/// says it is on show.
+struct Decoding {
+    url: String,
+    on_show: StatusLine,
+    details: Details,
+}
+
+/// The page's state. Only [`Dispatcher`] calls into it, one event at a time.
+pub(crate) struct App {
+    view: View,
+    address: Address,
+    connection: Connection,
+    pending: Pending<Purpose>,
+    backoff: Backoff,
+    menu: Menu,
+    /// When the current connection opened.
+    connected_at_ms: Option<f64>,
+    /// The name of the picture on show or on its way, kept across reconnections.
+    current: Option<String>,
+    /// The id of the latest GET: answers to earlier ones are dropped, so a slow answer never
+    /// replaces a later choice.
+    latest_get: Option<u32>,
+    decoding: Option<Decoding>,
+    dispatcher: Dispatcher,
+    /// The page's own listeners, unregistered when the app goes.
+    listeners: Vec<Listener>,
+}
+
+impl App {
+    pub(crate) fn handle(&mut self, event: Event) {
+        match event {
+            Event::Start | Event::ReconnectDue => self.connect(),
+            Event::Socket { generation, .. } if !self.connection.is_current(generation) => {}
+            Event::Socket { news, .. } => match news {
+                SocketNews::Opened => self.on_open(),
+                SocketNews::Message(Ok(message)) => self.on_message(&message),
+                SocketNews::Message(Err(problem)) => self.on_garbage(problem),
+                SocketNews::Closed(reason) => self.on_closed(&reason),
+            },
+            Event::TimedOut(id) => self.on_timeout(id),
+            Event::Chosen => self.on_chosen(),
+            Event::HashChanged => self.on_hash_changed(),
+            Event::ImageLoaded => self.on_image_loaded(),
+            Event::ImageFailed => self.on_image_failed(),
+        }
+    }
+
+    fn connect(&mut self) {
+        self.view
+            .set_connection(ConnectionState::Connecting, "Connecting…");
+        if let Err(error) = self.connection.open(&self.dispatcher) {
+            self.on_closed(&describe_js_error(&error));
+        }
+    }
+
+    fn on_open(&mut self) {
+        self.connection.opened();
+        self.connected_at_ms = Some(clock::now_ms());
+        self.view
+            .set_connection(ConnectionState::Connected, "Connected");
+        self.request(Purpose::List, Command::List);
+    }
+
+    fn on_closed(&mut self, reason: &str) {
+        self.connection.closed();
+        let stayed_up = self
+            .connected_at_ms
+            .take()
+            .is_some_and(|since| clock::now_ms() - since >= STABLE_CONNECTION_MS);
+        if stayed_up {
+            self.backoff.reset();
+        }
+        let delay = self.backoff.next_delay_ms();
+        self.view.set_connection(
+            ConnectionState::Disconnected,
+            &format!(
+                "Disconnected, retrying in {}",
+                human_duration(f64::from(delay))
+            ),
+        );
+        let lost = self.pending.take_all();
+        if let Some(request) = lost
+            .iter()
+            .find(|r| self.is_shown_to_reader(r.id, &r.purpose))
+        {
+            self.view.set_status(&StatusLine::error(format!(
+                "Lost the connection to the server ({reason}) while loading {}. Reconnecting…",
+                request.purpose.describe()
+            )));
+        }
+        let dispatcher = self.dispatcher.clone();
+        if let Err(error) = clock::after(delay, move || dispatcher.dispatch(Event::ReconnectDue)) {
+            self.fail(format!(
+                "Cannot retry connecting: {}",
+                describe_js_error(&error)
+            ));
+        }
+    }
+
+    /// Whether the outcome of a request is for the reader to see: the catalog always, a
+    /// picture only if no later one was asked for.
+    fn is_shown_to_reader(&self, id: u32, purpose: &Purpose) -> bool {
+        match purpose {
+            Purpose::List => true,
+            Purpose::Get(_) => self.latest_get == Some(id),
+        }
+    }
+
+    fn on_garbage(&mut self, problem: String) {
+        // Which request the nonsense answered is unknown: fail them all (so that the news of
+        // the closing does not hide this message) and start over on a new connection.
+        self.pending.take_all();
+        self.fail(problem);
+        self.connection.close();
+    }
+
+    fn on_message(&mut self, message: &[u8]) {
+        let response = match read_message(message) {
+            Ok(response) => response,
+            Err(problem) => return self.on_garbage(problem),
+        };
+        let Some(request) = self.pending.take(response.head.id) else {
+            return; // The answer to a request that already failed by timing out.
+        };
+        if !self.is_shown_to_reader(request.id, &request.purpose) {
+            return;
+        }
+        let elapsed_ms = clock::now_ms() - request.sent_ms;
+        match request.purpose {
+            Purpose::List => match answer::catalog(response) {
+                Ok(pictures) => self.on_catalog(pictures),
+                Err(problem) => self.fail(problem),
+            },
+            Purpose::Get(wanted) => match answer::picture(response) {
+                Ok(picture) => self.show(&wanted, picture, elapsed_ms),
+                Err(problem) => self.fail(problem),
+            },
+        }
+    }
+
+    /// A fresh catalog: refill the menu and (re)fetch the picture wanted, keeping the one on
+    /// show after a reconnection.
+    fn on_catalog(&mut self, pictures: Vec<PictureInfo>) {
+        self.menu = Menu::new(pictures);
+        if let Err(error) = self.view.fill_menu(&self.menu) {
+            return self.fail(format!(
+                "Cannot fill the menu: {}",
+                describe_js_error(&error)
+            ));
+        }
+        let wanted = self.current.clone().or_else(|| self.address.wanted_name());
+        self.fetch(wanted.as_deref());
+    }
+
+    fn on_chosen(&mut self) {
+        let Some(picture) = self
+            .view
+            .selected_number()
+            .and_then(|n| self.menu.by_number(n))
+        else {
+            return;
+        };
+        let name = picture.name.clone();
+        self.fetch(Some(&name));
+        if let Err(error) = self.address.show_name(&name) {
+            self.fail(format!(
+                "Cannot update the address: {}",
+                describe_js_error(&error)
+            ));
+        }
+    }
+
+    fn on_hash_changed(&mut self) {
+        let Some(name) = self.address.wanted_name() else {
+            return;
+        };
+        let already = self
+            .current
+            .as_ref()
+            .is_some_and(|current| current.to_lowercase() == name.to_lowercase());
+        if !already {
+            self.fetch(Some(&name));
+        }
+    }
+
+    /// Selects and fetches the picture `wanted` names, or the first one when none is named.
+    fn fetch(&mut self, wanted: Option<&str>) {
+        let (selector, wanted) = match self.menu.resolve(wanted) {
+            Target::Picture(picture) => (
+                Selector::Number(picture.number),
+                Wanted {
+                    name: picture.name.clone(),
+                    title: picture.title.clone(),
+                },
+            ),
+            Target::Unknown(name) => (
+                Selector::Name(name.clone()),
+                Wanted {
+                    title: format!("\"{name}\""),
+                    name,
+                },
+            ),
+            Target::Nothing => {
+                return self
+                    .view
+                    .set_status(&StatusLine::idle("The server has no pictures."));
+            }
+        };
+        self.view
+            .select(self.menu.by_name(&wanted.name).map(|p| p.number));
+        self.current = Some(wanted.name.clone());
+        self.view.set_status(&StatusLine::loading(&wanted.title));
+        let command = Command::Get(GetRequest {
+            selector,
+            variant: Variant::default(),
+        });
+        self.latest_get = self.request(Purpose::Get(wanted), command);
+    }
+
+    /// Sends a request, or says at once why it cannot be sent. Returns its id.
+    fn request(&mut self, purpose: Purpose, command: Command) -> Option<u32> {
+        let what = purpose.describe();
+        if self.connection.state() != ConnectionState::Connected {
+            self.fail(format!(
+                "Cannot load {what}: not connected to the server. Reconnecting…"
+            ));
+            return None;
+        }
+        let Ok(id) = self.pending.start(purpose, clock::now_ms()) else {
+            self.fail(format!(
+                "Cannot load {what}: too many requests are waiting for the server."
+            ));
+            return None;
+        };
+        let sent = Request { id, command }
+            .encode()
+            .map_err(|error| format!("Cannot ask for {what}: {error}."))
+            .and_then(|frame| self.connection.send(&frame));
+        if let Err(problem) = sent {
+            self.pending.take(id);
+            self.fail(problem);
+            return None;
+        }
+        let dispatcher = self.dispatcher.clone();
+        if let Err(error) = clock::after(REQUEST_TIMEOUT_MS, move || {
+            dispatcher.dispatch(Event::TimedOut(id))
+        }) {
+            // Without its timer the request could wait for ever: give up on it now.
+            self.pending.take(id);
+            self.fail(format!(
+                "Cannot time the request: {}",
+                describe_js_error(&error)
+            ));
+            return None;
+        }
+        Some(id)
+    }
+
+    fn on_timeout(&mut self, id: u32) {
+        let Some(request) = self.pending.take(id) else {
+            return; // Answered in time.
+        };
+        if self.is_shown_to_reader(id, &request.purpose) {
+            self.fail(format!(
+                "The server did not answer within {} while loading {}.",
+                human_duration(f64::from(REQUEST_TIMEOUT_MS)),
+                request.purpose.describe()
+            ));
+        }
+    }
+
+    /// Hands a received picture to the picture element; the status changes once it is decoded.
+    fn show(&mut self, wanted: &Wanted, picture: ReceivedPicture, elapsed_ms: f64) {
+        let (title, on_show) = if picture.found {
+            (wanted.title.clone(), StatusLine::shown(&wanted.title))
+        } else {
+            (
+                format!("Not found: \"{}\"", wanted.name),
+                StatusLine::not_found(&wanted.name),
+            )
+        };
+        let url = self
+            .view
+            .show_picture(&picture.bytes, &picture.mime, &title, &wanted.name);
+        match url {
+            Ok(url) => {
+                self.decoding = Some(Decoding {
+                    url,
+                    on_show,
+                    details: Details {
+                        title,
+                        // Known once the picture is decoded.
+                        width: 0,
+                        height: 0,
+                        mime: picture.mime,
+                        bytes: picture.bytes.len() as u64,
+                        elapsed_ms,
+                    },
+                })
+            }
+            Err(error) => self.fail(format!(
+                "Cannot show {}: {}",
+                wanted.title,
+                describe_js_error(&error)
+            )),
+        }
+    }
+
+    /// Takes the picture being decoded, if the element's news is about it rather than about a
+    /// picture it has since been given instead of it.
+    fn take_decoding(&mut self) -> Option<Decoding> {
+        if self.decoding.as_ref()?.url != self.view.picture_src() {
+            return None;
+        }
+        self.decoding.take()
+    }
+
+    fn on_image_loaded(&mut self) {
+        let Some(Decoding {
+            on_show,
+            mut details,
+            ..
+        }) = self.take_decoding()
+        else {
+            return;
+        };
+        (details.width, details.height) = self.view.picture_size();
+        self.view.set_details(&details.text());
+        self.view.set_status(&on_show);
+    }
+
+    fn on_image_failed(&mut self) {
+        let Some(Decoding { details, .. }) = self.take_decoding() else {
+            return;
+        };
+        self.view.set_details("");
+        self.fail(format!(
+            "The browser cannot display {} ({}, {}).",
+            details.title,
+            details.mime,
+            crate::format::human_size(details.bytes)
+        ));
+    }
+
+    fn fail(&self, problem: impl Into<String>) {
+        self.view.set_status(&StatusLine::error(problem));
+    }
+}

@@ -1,0 +1,232 @@
+//! The page logic against a real DOM in a browser: what the reader sees for pictures, errors
+//! and a dead connection.
+
+#![cfg(target_arch = "wasm32")]
+
+use picture_protocol::{Kind, Response, ResponseHead, Status, TEXT_MIME};
+use picture_web::answer;
+use picture_web::app::Running;
+use picture_web::menu::Menu;
+use picture_web::status::StatusLine;
+use picture_web::view::View;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use web_sys::{Document, Element, HtmlImageElement, HtmlSelectElement, Window};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// A 3 × 2 red PNG.
+const PNG: [u8; 73] = [
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x02, 0x08, 0x02, 0x00, 0x00, 0x00, 0x12, 0x16, 0xF1,
+    0x4D, 0x00, 0x00, 0x00, 0x10, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0xF8, 0xCF, 0xC0, 0x00,
+    0x41, 0x0C, 0x70, 0x16, 0x00, 0x41, 0xD2, 0x05, 0xFB, 0x87, 0xF0, 0xB9, 0x48, 0x00, 0x00, 0x00,
+    0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
+];
+
+/// The page's elements, added to the test page for one test and removed after it.
+struct Fixture {
+    window: Window,
+    document: Document,
+    root: Element,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let window = web_sys::window().unwrap_or_else(|| panic!("no window"));
+        let document = window.document().unwrap_or_else(|| panic!("no document"));
+        let root = document
+            .create_element("div")
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        root.set_inner_html(
+            r#"<label for="picture">Picture</label><select id="picture"></select>
+               <img id="view" alt=""><p id="details"></p>
+               <p id="connection" data-state="connecting"></p><p id="status" data-state="idle"></p>"#,
+        );
+        document
+            .body()
+            .unwrap_or_else(|| panic!("no body"))
+            .append_child(&root)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        Fixture {
+            window,
+            document,
+            root,
+        }
+    }
+
+    fn view(&self) -> View {
+        View::find(&self.document).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn element<T: JsCast>(&self, id: &str) -> T {
+        self.document
+            .get_element_by_id(id)
+            .and_then(|e| e.dyn_into::<T>().ok())
+            .unwrap_or_else(|| panic!("no #{id}"))
+    }
+
+    fn state(&self, id: &str) -> String {
+        self.element::<Element>(id)
+            .get_attribute("data-state")
+            .unwrap_or_default()
+    }
+
+    fn text(&self, id: &str) -> String {
+        self.element::<Element>(id)
+            .text_content()
+            .unwrap_or_default()
+    }
+
+    /// Waits until `done` holds, failing after `timeout_ms`.
+    async fn wait_for(&self, what: &str, timeout_ms: i32, done: impl Fn(&Fixture) -> bool) {
+        let mut waited = 0;
+        while !done(self) {
+            assert!(waited < timeout_ms, "timed out waiting for {what}");
+            sleep(&self.window, 20).await;
+            waited += 20;
+        }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.root.remove();
+    }
+}
+
+async fn sleep(window: &Window, ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+#[wasm_bindgen_test]
+fn menu_fills_the_select() {
+    let fixture = Fixture::new();
+    let view = fixture.view();
+    let menu = Menu::new(vec![
+        picture_protocol::PictureInfo {
+            number: 1,
+            name: "car".into(),
+            title: "Car".into(),
+            mime: "image/jpeg".into(),
+            width: 1,
+            height: 1,
+            size: 1,
+            sha256: [0; 32],
+        },
+        picture_protocol::PictureInfo {
+            number: 2,
+            name: "house".into(),
+            title: "House".into(),
+            mime: "image/png".into(),
+            width: 1,
+            height: 1,
+            size: 1,
+            sha256: [0; 32],
+        },
+    ]);
+    view.fill_menu(&menu).unwrap_or_else(|e| panic!("{e:?}"));
+    let select: HtmlSelectElement = fixture.element("picture");
+    let labels: Vec<String> = (0..select.length())
+        .filter_map(|i| select.item(i))
+        .filter_map(|option| option.text_content())
+        .collect();
+    assert_eq!(labels, ["1. Car", "2. House"]);
+    view.select(Some(2));
+    assert_eq!(view.selected_number(), Some(2));
+    view.select(None);
+    assert_eq!(view.selected_number(), None);
+    view.fill_menu(&Menu::default())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(select.disabled());
+}
+
+#[wasm_bindgen_test]
+fn error_answer_shows_its_text_in_the_status() {
+    let fixture = Fixture::new();
+    let body = b"cannot reach the picture server at 127.0.0.1:40674".to_vec();
+    let response = Response {
+        head: ResponseHead {
+            kind: Some(Kind::Get),
+            status: Status::Internal,
+            id: 4,
+            mime: TEXT_MIME.into(),
+            body_len: body.len() as u32,
+        },
+        body,
+    };
+    let Err(problem) = answer::picture(response) else {
+        panic!("an internal error is a failure");
+    };
+    fixture.view().set_status(&StatusLine::error(problem));
+    assert_eq!(fixture.state("status"), "error");
+    assert!(fixture.text("status").contains("internal server error"));
+    assert!(
+        fixture
+            .text("status")
+            .contains("cannot reach the picture server")
+    );
+}
+
+#[wasm_bindgen_test]
+async fn picture_is_shown_from_a_blob_url() {
+    let fixture = Fixture::new();
+    let mut view = fixture.view();
+    let first = view
+        .show_picture(&PNG, "image/png", "Red", "red")
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let img: HtmlImageElement = fixture.element("view");
+    assert!(first.starts_with("blob:"));
+    assert_eq!(img.src(), first);
+    assert_eq!(img.alt(), "Red");
+    assert_eq!(img.get_attribute("data-name").as_deref(), Some("red"));
+    fixture
+        .wait_for("the picture to decode", 5000, |_| {
+            img.complete() && img.natural_width() > 0
+        })
+        .await;
+    assert_eq!(view.picture_size(), (3, 2));
+    let second = view
+        .show_picture(&PNG, "image/png", "Red again", "red")
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_ne!(first, second);
+}
+
+#[wasm_bindgen_test]
+async fn requests_fail_at_once_while_disconnected() {
+    let fixture = Fixture::new();
+    // Nothing listens on the discard port, so every connection attempt fails.
+    let running = Running::mount(
+        &fixture.window,
+        &fixture.document,
+        "ws://127.0.0.1:9/ws".into(),
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    fixture
+        .wait_for("the connection to fail", 5000, |f| {
+            f.state("connection") == "disconnected"
+        })
+        .await;
+    assert!(fixture.text("connection").contains("Disconnected"));
+
+    let location = fixture.window.location();
+    location
+        .set_hash("house")
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    fixture
+        .wait_for("the request to fail", 2000, |f| {
+            f.state("status") == "error"
+        })
+        .await;
+    assert!(
+        fixture.text("status").contains("not connected"),
+        "{}",
+        fixture.text("status")
+    );
+    drop(running);
+    location.set_hash("").unwrap_or_else(|e| panic!("{e:?}"));
+}
