@@ -1,6 +1,7 @@
 //! End-to-end tests: real servers on ephemeral ports, real sockets, the real binaries.
 
 mod bare;
+mod bench;
 mod browser;
 mod cli;
 mod common;

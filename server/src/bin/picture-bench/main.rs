@@ -1,0 +1,277 @@
+//! `picture-bench`: a load generator for the picture server. It measures requests per second,
+//! throughput and latency, and checks every picture it receives against a reference, so that a
+//! fast answer is also known to be a right one.
+//!
+//! * `stream`: TCP, or a WebSocket read as a byte stream.
+//! * `conn`: framed requests out, response frames cut out of the stream.
+//! * `reference`: the picture every answer is compared with.
+//! * `plan`: what each connection asks for and when the measured phase starts and ends.
+//! * `framed`, `bare`: one task's load in each mode. `idle`: `--idle`.
+//! * `tally`: what a task counted. `report`: the table and the JSON line.
+
+#![forbid(unsafe_code)]
+
+mod bare;
+mod conn;
+mod framed;
+mod idle;
+mod plan;
+mod reference;
+mod report;
+mod stream;
+mod tally;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::error::ErrorKind;
+use clap::{Parser, ValueEnum, value_parser};
+use futures_util::{StreamExt, TryStreamExt, stream as futures_stream};
+use picture_protocol::Selector;
+use tokio::task::JoinSet;
+
+use crate::conn::{Conn, OPEN_CONCURRENCY};
+use crate::plan::{Job, Length, Plan};
+use crate::stream::Target;
+use crate::tally::Tally;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "picture-bench",
+    version,
+    about = "Load generator for the picture server: requests/s, MB/s and latency, with every \
+             picture received checked",
+    after_help = "The load runs on one tokio worker thread per core; set TOKIO_WORKER_THREADS \
+                  to change that."
+)]
+struct Args {
+    /// The server: tcp://HOST:PORT, or ws://HOST:PORT/PATH for a WebSocket bridge.
+    #[arg(long)]
+    server: String,
+    /// framed: persistent connections, each with --pipeline requests in flight. bare: the
+    /// original client's way, a new TCP connection per request.
+    #[arg(long, value_enum, default_value_t = Mode::Framed)]
+    mode: Mode,
+    /// Concurrent connections (in bare mode: concurrent requests).
+    #[arg(long, default_value_t = 8, value_parser = value_parser!(u32).range(1..=1_000_000))]
+    connections: u32,
+    /// Requests in flight on each connection (framed mode).
+    #[arg(long, default_value_t = 1, value_parser = value_parser!(u32).range(1..=1024))]
+    pipeline: u32,
+    /// Seconds measured, after the warm-up; --requests takes precedence.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = positive_seconds)]
+    duration: Duration,
+    /// Requests measured, after the warm-up, instead of a duration.
+    #[arg(long, value_name = "N", value_parser = value_parser!(u64).range(1..))]
+    requests: Option<u64>,
+    /// Seconds of load, served and checked but not measured, before measuring starts.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = seconds)]
+    warmup: Duration,
+    /// The picture to ask for: its menu number or its name.
+    #[arg(long, value_name = "NAME|NUMBER", default_value = "1")]
+    picture: String,
+    /// WebSocket subprotocol to ask for (websockify wants "binary" for raw bytes).
+    #[arg(long, value_name = "NAME")]
+    ws_protocol: Option<String>,
+    /// Instead of load: open N framed connections, PING each, hold them open for --duration
+    /// seconds and report how many still answer (to measure the server's memory per
+    /// connection). "holding N connections" on standard error says when all are open.
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = value_parser!(u32).range(1..),
+        conflicts_with_all = ["mode", "pipeline", "requests", "warmup", "picture"]
+    )]
+    idle: Option<u32>,
+    /// Also print the results as one JSON object, the last line of standard output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    Framed,
+    Bare,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Framed => "framed",
+            Mode::Bare => "bare",
+        }
+    }
+}
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{e}"))
+}
+
+fn positive_seconds(text: &str) -> Result<Duration, String> {
+    match seconds(text)? {
+        Duration::ZERO => Err("must be more than 0".into()),
+        d => Ok(d),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
+        }
+        Err(e) => {
+            // clap's message is several lines with the usage; its first line says it all.
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("picture-bench: {first} (see --help)");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("picture-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    let target = Target::parse(&args.server)?;
+    if args.mode == Mode::Bare && matches!(target, Target::Ws { .. }) {
+        bail!("bare mode needs a tcp:// server: bare choices have no WebSocket form");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        match args.idle {
+            Some(count) => idle(args, target, count as usize).await,
+            None => load(args, target).await,
+        }
+    })
+}
+
+async fn idle(args: &Args, target: Target, count: usize) -> anyhow::Result<()> {
+    let alive = idle::run(&target, args.ws_protocol.as_deref(), count, args.duration).await?;
+    let report = report::Idle {
+        server: &args.server,
+        transport: target.transport(),
+        connections: count,
+        alive,
+        held: args.duration,
+    };
+    let mut out = std::io::stdout().lock();
+    report.print_table(&mut out)?;
+    if args.json {
+        writeln!(out, "{}", report.json())?;
+    }
+    Ok(())
+}
+
+async fn load(args: &Args, target: Target) -> anyhow::Result<()> {
+    let ws_protocol = args.ws_protocol.as_deref();
+    let selector = Selector::from_choice(args.picture.as_bytes());
+    let reference = match args.mode {
+        Mode::Framed => reference::from_catalog(&target, ws_protocol, &selector).await?,
+        Mode::Bare => reference::for_bare(&target, &selector, &args.picture).await?,
+    };
+    eprintln!(
+        "picture-bench: reference {}: {} bytes ({})",
+        reference.name,
+        reference.bytes.len(),
+        reference.source.name()
+    );
+    let connections = args.connections as usize;
+    let pipeline = match args.mode {
+        Mode::Framed => args.pipeline as usize,
+        Mode::Bare => 1,
+    };
+    let job = Arc::new(Job {
+        target,
+        ws_protocol: args.ws_protocol.clone(),
+        pipeline,
+        choice: args.picture.clone(),
+        selector,
+        reference,
+    });
+
+    // Framed connections are opened before the clock starts: connecting is not what a
+    // persistent connection's requests cost.
+    let conns: Vec<Conn> = match args.mode {
+        Mode::Framed => {
+            futures_stream::iter(0..connections)
+                .map(|_| Conn::connect(&job.target, ws_protocol))
+                .buffer_unordered(OPEN_CONCURRENCY)
+                .try_collect()
+                .await?
+        }
+        Mode::Bare => Vec::new(),
+    };
+    let length = match args.requests {
+        Some(n) => Length::Requests(n),
+        None => Length::Time(args.duration),
+    };
+    eprintln!(
+        "picture-bench: {connections} {} connections; {:.1} s of warm-up, then {}",
+        args.mode.name(),
+        args.warmup.as_secs_f64(),
+        match length {
+            Length::Time(d) => format!("{:.1} s measured", d.as_secs_f64()),
+            Length::Requests(n) => format!("{n} requests measured"),
+        }
+    );
+    let plan = Arc::new(Plan::new(args.warmup, length));
+    let mut tasks = JoinSet::new();
+    match args.mode {
+        Mode::Framed => {
+            for conn in conns {
+                let work = framed::run(conn, Arc::clone(&job), Arc::clone(&plan), Tally::new()?);
+                tasks.spawn(work);
+            }
+        }
+        Mode::Bare => {
+            for _ in 0..connections {
+                tasks.spawn(bare::run(
+                    Arc::clone(&job),
+                    Arc::clone(&plan),
+                    Tally::new()?,
+                ));
+            }
+        }
+    }
+    let mut total = Tally::new()?;
+    while let Some(tally) = tasks.join_next().await {
+        total.merge(tally.context("a load task failed")?)?;
+    }
+
+    let measured = match length {
+        Length::Time(duration) => duration,
+        Length::Requests(_) => total.last_answer.map_or(Duration::ZERO, |last| {
+            last.saturating_duration_since(plan.measure_from)
+        }),
+    };
+    let run = report::Run {
+        server: &args.server,
+        transport: job.target.transport(),
+        mode: args.mode.name(),
+        connections,
+        pipeline,
+        reference: &job.reference,
+        warmup: args.warmup,
+        measured,
+        tally: &total,
+    };
+    let mut out = std::io::stdout().lock();
+    run.print_table(&mut out)?;
+    if args.json {
+        writeln!(out, "{}", run.json()?)?;
+    }
+    Ok(())
+}

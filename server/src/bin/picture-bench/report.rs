@@ -1,0 +1,199 @@
+//! The results: a table for people, and one JSON object (the last line of standard output) for
+//! scripts. Key names in the JSON are relied on by `scripts/bench-compare`.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::reference::{Reference, Source};
+use crate::tally::Tally;
+
+/// Bytes in a megabyte, as throughput is reported (decimal, like network rates).
+const MB: f64 = 1e6;
+
+/// A finished load run.
+pub struct Run<'a> {
+    pub server: &'a str,
+    pub transport: &'static str,
+    pub mode: &'static str,
+    pub connections: usize,
+    pub pipeline: usize,
+    pub reference: &'a Reference,
+    pub warmup: Duration,
+    /// The measured phase: as asked in a timed run, until the last answer with a count.
+    pub measured: Duration,
+    pub tally: &'a Tally,
+}
+
+#[derive(Serialize)]
+struct Json<'a> {
+    server: &'a str,
+    transport: &'a str,
+    mode: &'a str,
+    connections: usize,
+    pipeline: usize,
+    picture: &'a str,
+    body_bytes: usize,
+    duration_s: f64,
+    requests: u64,
+    errors: u64,
+    mismatches: u64,
+    requests_per_s: f64,
+    mb_per_s: f64,
+    latency_us: Latency,
+    reference: &'a str,
+    first_error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Latency {
+    p50: u64,
+    p90: u64,
+    p99: u64,
+    p999: u64,
+    max: u64,
+}
+
+impl Run<'_> {
+    fn per_second(&self, amount: f64) -> f64 {
+        let seconds = self.measured.as_secs_f64();
+        if seconds > 0.0 { amount / seconds } else { 0.0 }
+    }
+
+    fn requests_per_s(&self) -> f64 {
+        self.per_second(self.tally.requests as f64)
+    }
+
+    fn mb_per_s(&self) -> f64 {
+        self.per_second(self.tally.body_bytes as f64 / MB)
+    }
+
+    fn latency(&self) -> Latency {
+        let h = &self.tally.latency;
+        Latency {
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+
+    pub fn print_table(&self, out: &mut impl Write) -> io::Result<()> {
+        let t = self.tally;
+        let reference = match self.reference.source {
+            Source::Catalog => "checked against the catalog's SHA-256",
+            Source::FirstBody => {
+                "no catalog (the server does not speak framed mode): compared with the first body"
+            }
+        };
+        let rows = [
+            ("target", format!("{} ({})", self.server, self.transport)),
+            (
+                "mode",
+                format!(
+                    "{}, {} connections, pipeline {}",
+                    self.mode, self.connections, self.pipeline
+                ),
+            ),
+            (
+                "picture",
+                format!(
+                    "{}, {} bytes, {reference}",
+                    self.reference.name,
+                    self.reference.bytes.len()
+                ),
+            ),
+            (
+                "measured",
+                format!(
+                    "{:.3} s, after {:.1} s of warm-up",
+                    self.measured.as_secs_f64(),
+                    self.warmup.as_secs_f64()
+                ),
+            ),
+            ("requests", t.requests.to_string()),
+            ("errors", t.errors.to_string()),
+            ("mismatches", t.mismatches.to_string()),
+            ("requests/s", format!("{:.1}", self.requests_per_s())),
+            (
+                "MB/s",
+                format!("{:.1} (picture bytes; 1 MB = 10^6 bytes)", self.mb_per_s()),
+            ),
+        ];
+        for (what, value) in rows {
+            writeln!(out, "{what:<14}{value}")?;
+        }
+        let l = self.latency();
+        for (what, micros) in [
+            ("latency p50", l.p50),
+            ("latency p90", l.p90),
+            ("latency p99", l.p99),
+            ("latency p99.9", l.p999),
+            ("latency max", l.max),
+        ] {
+            writeln!(out, "{what:<14}{:.3} ms", micros as f64 / 1000.0)?;
+        }
+        if let Some(error) = &t.first_error {
+            writeln!(out, "{:<14}{error}", "first error")?;
+        }
+        Ok(())
+    }
+
+    pub fn json(&self) -> serde_json::Result<String> {
+        serde_json::to_string(&Json {
+            server: self.server,
+            transport: self.transport,
+            mode: self.mode,
+            connections: self.connections,
+            pipeline: self.pipeline,
+            picture: &self.reference.name,
+            body_bytes: self.reference.bytes.len(),
+            duration_s: self.measured.as_secs_f64(),
+            requests: self.tally.requests,
+            errors: self.tally.errors,
+            mismatches: self.tally.mismatches,
+            requests_per_s: self.requests_per_s(),
+            mb_per_s: self.mb_per_s(),
+            latency_us: self.latency(),
+            reference: self.reference.source.name(),
+            first_error: self.tally.first_error.as_deref(),
+        })
+    }
+}
+
+/// The result of `--idle`.
+pub struct Idle<'a> {
+    pub server: &'a str,
+    pub transport: &'static str,
+    pub connections: usize,
+    pub alive: usize,
+    pub held: Duration,
+}
+
+impl Idle<'_> {
+    pub fn print_table(&self, out: &mut impl Write) -> io::Result<()> {
+        writeln!(out, "{:<14}{} ({})", "target", self.server, self.transport)?;
+        writeln!(out, "{:<14}idle", "mode")?;
+        writeln!(out, "{:<14}{}", "connections", self.connections)?;
+        writeln!(
+            out,
+            "{:<14}{} (answered a PING after {:.1} s)",
+            "alive",
+            self.alive,
+            self.held.as_secs_f64()
+        )
+    }
+
+    pub fn json(&self) -> String {
+        serde_json::json!({
+            "server": self.server,
+            "transport": self.transport,
+            "mode": "idle",
+            "connections": self.connections,
+            "alive": self.alive,
+        })
+        .to_string()
+    }
+}

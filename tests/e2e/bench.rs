@@ -1,0 +1,275 @@
+//! The `picture-bench` binary: short runs against real servers, checked through its JSON line.
+//! Counts and correctness only; nothing here depends on how fast anything is.
+
+use std::net::SocketAddr;
+use std::process::Output;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::common::*;
+
+async fn run_bench(server: &str, args: &[&str]) -> Output {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-bench"))
+        .arg("--server")
+        .arg(server)
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    within(child).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs a successful bench and returns its JSON report (the last line of its output).
+async fn bench(server: &str, args: &[&str]) -> Value {
+    let out = run_bench(server, &[args, &["--json"]].concat()).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
+}
+
+/// Asserts that exactly `requests` were measured, all of them answered right.
+fn assert_clean(report: &Value, requests: u64) {
+    assert_eq!(report["requests"], requests, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    assert_eq!(report["mismatches"], 0, "{report}");
+}
+
+#[tokio::test]
+async fn framed_tcp_with_pipelining() {
+    let server = TestServer::start().await;
+    let tcp = format!("tcp://{}", server.addr);
+    let args = [
+        "--picture",
+        "thumbnail",
+        "--connections",
+        "4",
+        "--pipeline",
+        "4",
+        "--requests",
+        "400",
+        "--warmup",
+        "0",
+    ];
+    let report = bench(&tcp, &args).await;
+    assert_clean(&report, 400);
+    assert_eq!(report["transport"], "tcp");
+    assert_eq!(report["mode"], "framed");
+    assert_eq!(report["pipeline"], 4);
+    assert_eq!(report["picture"], "thumbnail");
+    assert_eq!(report["body_bytes"], asset_bytes("thumbnail").len());
+    assert_eq!(report["reference"], "catalog");
+    let latency = &report["latency_us"];
+    for key in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(latency[key].as_u64().is_some_and(|us| us > 0), "{report}");
+    }
+}
+
+#[tokio::test]
+async fn bare_tcp_checks_against_the_catalog() {
+    let server = TestServer::start().await;
+    let second = catalog(server.addr).await.swap_remove(1);
+    let tcp = format!("tcp://{}", server.addr);
+    let args = [
+        "--mode",
+        "bare",
+        "--picture",
+        "2",
+        "--connections",
+        "4",
+        "--requests",
+        "200",
+        "--warmup",
+        "0",
+    ];
+    let report = bench(&tcp, &args).await;
+    assert_clean(&report, 200);
+    assert_eq!(report["mode"], "bare");
+    assert_eq!(report["picture"], second.name.as_str());
+    assert_eq!(report["body_bytes"], second.size);
+    assert_eq!(report["reference"], "catalog");
+}
+
+#[tokio::test]
+async fn framed_through_the_websocket_bridge() {
+    let server = TestServer::start().await;
+    let web = server.start_web().await;
+    let args = [
+        "--picture",
+        "thumbnail",
+        "--connections",
+        "4",
+        "--pipeline",
+        "2",
+        "--requests",
+        "300",
+        "--warmup",
+        "0",
+    ];
+    let report = bench(&web.ws_url(), &args).await;
+    assert_clean(&report, 300);
+    assert_eq!(report["transport"], "ws");
+    web.stop().await;
+}
+
+/// A WebSocket-to-TCP bridge that knows nothing of frames, as websockify: it sends whatever
+/// each read of the server brings, in messages of at most 1000 bytes, so response heads and
+/// bodies are cut at arbitrary places.
+async fn start_byte_stream_bridge(upstream: SocketAddr) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(ws) = tokio_tungstenite::accept_async(socket).await else {
+                    return;
+                };
+                let Ok(tcp) = TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let (mut ws_out, mut ws_in) = ws.split();
+                let (mut tcp_in, mut tcp_out) = tcp.into_split();
+                let requests = async {
+                    while let Some(Ok(Message::Binary(bytes))) = ws_in.next().await {
+                        if tcp_out.write_all(&bytes).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                let responses = async {
+                    let mut chunk = vec![0; 1000];
+                    while let Ok(n @ 1..) = tcp_in.read(&mut chunk).await {
+                        let message = Message::Binary(Bytes::copy_from_slice(&chunk[..n]));
+                        if ws_out.send(message).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = requests => {}
+                    () = responses => {}
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn framed_through_a_byte_stream_bridge() {
+    let server = TestServer::start().await;
+    let bridge = start_byte_stream_bridge(server.addr).await;
+    let args = [
+        "--picture",
+        "thumbnail",
+        "--connections",
+        "2",
+        "--pipeline",
+        "4",
+        "--requests",
+        "200",
+        "--warmup",
+        "0",
+    ];
+    let report = bench(&format!("ws://{bridge}/"), &args).await;
+    assert_clean(&report, 200);
+    assert_eq!(report["reference"], "catalog");
+}
+
+/// A server that speaks only bare choices, like the original: whatever it is sent, it answers
+/// with the next of `bodies`, in turn, and closes.
+async fn start_bare_only_server(bodies: &'static [&'static [u8]]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        for body in bodies.iter().cycle() {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut choice = [0; 256];
+                if socket.read(&mut choice).await.is_ok() {
+                    let _ = socket.write_all(body).await;
+                    let _ = socket.shutdown().await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+const BARE_ARGS: [&str; 8] = [
+    "--mode",
+    "bare",
+    "--connections",
+    "4",
+    "--requests",
+    "200",
+    "--warmup",
+    "0",
+];
+
+#[tokio::test]
+async fn bare_only_server_is_compared_with_the_first_body() {
+    let addr = start_bare_only_server(&[b"not a picture, but always the same bytes"]).await;
+    let report = bench(&format!("tcp://{addr}"), &BARE_ARGS).await;
+    assert_clean(&report, 200);
+    assert_eq!(report["reference"], "first-body");
+    assert_eq!(report["body_bytes"], 40);
+}
+
+#[tokio::test]
+async fn bodies_that_differ_are_counted_as_mismatches() {
+    // The first connection is the LIST probe and the second brings the reference; the 200
+    // measured requests then get the next 200 answers in turn, 2 in every 5 of which differ
+    // from the reference, one in content and one in length.
+    let addr = start_bare_only_server(&[b"same", b"same", b"SAME", b"same", b"same!"]).await;
+    let report = bench(&format!("tcp://{addr}"), &BARE_ARGS).await;
+    assert_eq!(report["reference"], "first-body");
+    assert_eq!(report["requests"], 200, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    assert_eq!(report["mismatches"], 80, "{report}");
+}
+
+#[tokio::test]
+async fn idle_connections_are_held_and_counted() {
+    let server = TestServer::start().await;
+    let tcp = format!("tcp://{}", server.addr);
+    let out = run_bench(&tcp, &["--idle", "50", "--duration", "0.5", "--json"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("holding 50 connections"), "{stderr}");
+    let last = stdout.lines().last().unwrap_or_default();
+    let report: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(report["mode"], "idle");
+    assert_eq!(report["connections"], 50);
+    assert_eq!(report["alive"], 50);
+}
+
+#[tokio::test]
+async fn setup_failures_exit_1_with_one_line() {
+    let server = TestServer::start().await;
+    let tcp = format!("tcp://{}", server.addr);
+    for (target, args) in [
+        (tcp.as_str(), &["--picture", "unicorn"][..]),
+        (&tcp, &["--pipeline", "0"]),
+        ("ws://127.0.0.1:1/ws", &["--mode", "bare"]),
+        ("tcp://127.0.0.1:1", &[]),
+    ] {
+        let out = run_bench(target, args).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
