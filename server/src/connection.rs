@@ -9,7 +9,7 @@ use std::io::{self, IoSlice};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -23,18 +23,19 @@ const LINGER_TIMEOUT: Duration = Duration::from_secs(1);
 /// How much [`Connection::close_gracefully`] reads and discards at most.
 const LINGER_MAX_BYTES: usize = 64 * 1024;
 
-pub struct Connection {
-    stream: TcpStream,
+/// A byte stream (a TCP socket, or an upgraded HTTP connection carrying WebSocket frames) with
+/// its buffers.
+pub struct Connection<S = TcpStream> {
+    stream: S,
     buffer: BytesMut,
     outgoing: ChunkQueue,
 }
 
-impl Connection {
-    pub fn new(stream: TcpStream) -> Connection {
-        Connection {
-            stream,
-            buffer: BytesMut::with_capacity(READ_CHUNK),
-            outgoing: ChunkQueue::default(),
+impl<S> Connection<S> {
+    /// Queues bytes to send; nothing is written until [`Connection::flush`].
+    pub fn queue(&mut self, chunk: Bytes) {
+        if !chunk.is_empty() {
+            self.outgoing.chunks.push_back(chunk);
         }
     }
 
@@ -46,18 +47,25 @@ impl Connection {
     pub fn consume(&mut self, n: usize) {
         self.buffer.advance(n);
     }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    pub fn new(stream: S) -> Connection<S> {
+        Connection::with_capacity(stream, READ_CHUNK)
+    }
+
+    pub fn with_capacity(stream: S, capacity: usize) -> Connection<S> {
+        Connection {
+            stream,
+            buffer: BytesMut::with_capacity(capacity),
+            outgoing: ChunkQueue::default(),
+        }
+    }
 
     /// Reads whatever the peer sends next into the buffer. Returns 0 at end of stream.
     pub async fn fill(&mut self) -> io::Result<usize> {
         self.buffer.reserve(READ_CHUNK);
         self.stream.read_buf(&mut self.buffer).await
-    }
-
-    /// Queues bytes to send; nothing is written until [`Connection::flush`].
-    pub fn queue(&mut self, chunk: Bytes) {
-        if !chunk.is_empty() {
-            self.outgoing.chunks.push_back(chunk);
-        }
     }
 
     /// Writes everything queued. A peer that accepts no bytes for `stall_timeout` is given up

@@ -9,88 +9,116 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use bytes::Bytes;
 use picture_protocol::{Status, decode_request, peek_request_header};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, interval};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::websocket::{
+    CLOSE_GOING_AWAY, CLOSE_NORMAL, Incoming, Reader, WsError, queue_binary, queue_close,
+    queue_ping, queue_pong,
+};
 use crate::answer::Answer;
 use crate::client::{Client, ClientError};
+use crate::connection::Connection;
 
 /// What a session needs to know.
 #[derive(Debug, Clone)]
 pub struct BridgeConfig {
     /// The picture server every request goes to; never chosen by the browser.
     pub upstream: String,
-    /// A session that sends nothing (not even a pong) for this long is closed.
+    /// A session that sends nothing (not even a pong) for this long is closed; so is one that
+    /// accepts no bytes for this long.
     pub idle_timeout: Duration,
     pub max_request_payload: usize,
 }
 
-pub async fn run(
-    mut socket: WebSocket,
+/// What woke the session up.
+enum Event {
+    Shutdown,
+    Heartbeat,
+    Received(Result<Incoming, WsError>),
+}
+
+pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
     peer: SocketAddr,
     config: &BridgeConfig,
+    max_message: usize,
     shutdown: &CancellationToken,
 ) {
     info!(%peer, "WebSocket session opened");
+    let mut reader = Reader::default();
     let mut upstream = None;
     // Pings at half the idle timeout keep a live browser's session open and find dead ones.
     let mut heartbeat = interval(config.idle_timeout / 2);
     let mut last_heard = Instant::now();
     let mut requests = 0u64;
     let end = loop {
-        let received = tokio::select! {
+        let event = tokio::select! {
             biased;
-            () = shutdown.cancelled() => {
-                let _ = socket.send(close(close_code::AWAY, "server shutting down")).await;
+            () = shutdown.cancelled() => Event::Shutdown,
+            _ = heartbeat.tick() => Event::Heartbeat,
+            received = reader.next(conn, max_message) => Event::Received(received),
+        };
+        let message = match event {
+            Event::Shutdown => {
+                queue_close(conn, CLOSE_GOING_AWAY, "server shutting down");
                 break "server shutdown".to_owned();
             }
-            _ = heartbeat.tick() => {
-                if last_heard.elapsed() >= config.idle_timeout {
-                    let _ = socket.send(close(close_code::AWAY, "idle timeout")).await;
-                    break "idle timeout".to_owned();
-                }
-                if socket.send(Message::Ping(Bytes::new())).await.is_err() {
-                    break "client gone".to_owned();
+            Event::Heartbeat if last_heard.elapsed() >= config.idle_timeout => {
+                queue_close(conn, CLOSE_GOING_AWAY, "idle timeout");
+                break "idle timeout".to_owned();
+            }
+            Event::Heartbeat => {
+                queue_ping(conn);
+                if let Err(e) = conn.flush(config.idle_timeout).await {
+                    break format!("client gone: {e}");
                 }
                 continue;
             }
-            received = socket.recv() => received,
-        };
-        let message = match received {
-            None => break "client closed".to_owned(),
-            Some(Err(e)) => break format!("WebSocket error: {e}"),
-            Some(Ok(message)) => message,
+            Event::Received(Err(WsError::Protocol(code, reason))) => {
+                queue_close(conn, code, reason);
+                break format!("protocol error: {reason}");
+            }
+            Event::Received(Err(e)) => break e.to_string(),
+            Event::Received(Ok(message)) => message,
         };
         last_heard = Instant::now();
         let reply = match message {
-            Message::Binary(frame) => {
+            Incoming::Binary(frame) => {
                 requests += 1;
                 handle(&frame, &mut upstream, config).await
             }
-            Message::Text(_) => Answer::text(
+            Incoming::Text => Answer::text(
                 Status::BadRequest,
                 "requests must be sent as binary messages",
             )
             .into_frame(None, 0),
-            Message::Close(_) => break "client closed".to_owned(),
-            Message::Ping(_) | Message::Pong(_) => continue,
+            Incoming::Close => {
+                queue_close(conn, CLOSE_NORMAL, "");
+                break "client closed".to_owned();
+            }
+            Incoming::Ping(payload) => {
+                queue_pong(conn, payload);
+                if let Err(e) = conn.flush(config.idle_timeout).await {
+                    break format!("sending failed: {e}");
+                }
+                continue;
+            }
+            Incoming::Pong => continue,
         };
-        if let Err(e) = socket.send(Message::Binary(reply)).await {
+        queue_binary(conn, reply);
+        if let Err(e) = conn.flush(config.idle_timeout).await {
             break format!("sending failed: {e}");
         }
     };
+    if conn.flush(config.idle_timeout).await.is_ok() {
+        conn.close_gracefully().await;
+    }
     info!(%peer, requests, "WebSocket session closed: {end}");
-}
-
-fn close(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }))
 }
 
 /// The response frame for one message from the browser.

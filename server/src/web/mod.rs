@@ -2,6 +2,7 @@
 
 mod bridge;
 mod origin;
+mod websocket;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,12 +10,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, X_CONTENT_TYPE_OPTIONS};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::{
+    CACHE_CONTROL, CONNECTION, CONTENT_SECURITY_POLICY, SEC_WEBSOCKET_ACCEPT, UPGRADE,
+    X_CONTENT_TYPE_OPTIONS,
+};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
@@ -23,6 +29,8 @@ use tokio_util::task::TaskTracker;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::warn;
+
+use crate::connection::Connection;
 
 pub use bridge::BridgeConfig;
 pub use origin::OriginPolicy;
@@ -37,6 +45,9 @@ const PAGE_CACHE: &str = "no-cache";
 const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'self'; img-src 'self' blob: data:; \
      script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; style-src 'self'; connect-src 'self'; \
      frame-ancestors 'none'";
+
+/// Read buffer of a WebSocket session: browsers send only small requests.
+const READ_BUFFER: usize = 4096;
 
 #[derive(Debug, Clone)]
 pub struct WebConfig {
@@ -118,13 +129,20 @@ fn header(
 async fn websocket(
     State(state): State<Arc<WebState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    mut request: Request,
 ) -> Response {
-    if let Err(reason) = state.config.origins.check(&headers) {
+    let headers = request.headers();
+    if let Err(reason) = state.config.origins.check(headers) {
         warn!(%peer, "WebSocket refused: {reason}");
         return (StatusCode::FORBIDDEN, reason).into_response();
     }
+    let accept = match websocket::accept_key(headers) {
+        Ok(accept) => accept,
+        Err(reason) => return (StatusCode::BAD_REQUEST, reason).into_response(),
+    };
+    let Some(on_upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
+        return (StatusCode::BAD_REQUEST, "connection cannot be upgraded").into_response();
+    };
     let Ok(permit) = state.sessions.clone().try_acquire_owned() else {
         warn!(%peer, "WebSocket refused: too many sessions");
         return (
@@ -133,13 +151,34 @@ async fn websocket(
         )
             .into_response();
     };
-    let max_message = state.config.max_message;
-    let in_flight = state.tracker.token();
-    upgrade
-        .max_message_size(max_message)
-        .max_frame_size(max_message)
-        .on_upgrade(move |socket| async move {
-            bridge::run(socket, peer, &state.config.bridge, &state.shutdown).await;
-            drop((permit, in_flight));
-        })
+    let Ok(accept) = HeaderValue::from_str(&accept) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let session_state = state.clone();
+    state.tracker.spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let state = session_state;
+                let mut conn = Connection::with_capacity(TokioIo::new(upgraded), READ_BUFFER);
+                let max_message = state.config.max_message;
+                bridge::run(
+                    &mut conn,
+                    peer,
+                    &state.config.bridge,
+                    max_message,
+                    &state.shutdown,
+                )
+                .await;
+            }
+            Err(e) => warn!(%peer, "WebSocket upgrade failed: {e}"),
+        }
+        drop(permit);
+    });
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
+    response
 }

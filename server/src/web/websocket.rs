@@ -1,0 +1,381 @@
+//! The server side of WebSocket (RFC 6455), reduced to what the bridge needs.
+//!
+//! The bridge sends pictures of up to several megabytes. A general WebSocket library copies
+//! every outgoing message into its own write buffer; here a frame goes out as a few header
+//! bytes plus the picture's shared buffer in one vectored write, so the bridge copies nothing
+//! that the kernel does not. Incoming messages are tiny requests, parsed from the
+//! connection's read buffer.
+
+use std::fmt;
+
+use axum::http::HeaderMap;
+use axum::http::header::{CONNECTION, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+use crate::connection::Connection;
+
+const OP_CONTINUATION: u8 = 0x0;
+const OP_TEXT: u8 = 0x1;
+const OP_BINARY: u8 = 0x2;
+const OP_CLOSE: u8 = 0x8;
+const OP_PING: u8 = 0x9;
+const OP_PONG: u8 = 0xA;
+
+/// Close codes this server sends.
+pub const CLOSE_NORMAL: u16 = 1000;
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+pub const CLOSE_TOO_BIG: u16 = 1009;
+
+/// Control frames carry at most this much (RFC 6455, 5.5).
+const MAX_CONTROL_PAYLOAD: usize = 125;
+
+/// The `Sec-WebSocket-Accept` value for a valid upgrade request, or why it is not one.
+pub fn accept_key(headers: &HeaderMap) -> Result<String, &'static str> {
+    let has_token = |name, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    if !has_token(UPGRADE, "websocket") || !has_token(CONNECTION, "upgrade") {
+        return Err("not a WebSocket upgrade request");
+    }
+    if headers.get(SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
+        return Err("unsupported WebSocket version (13 is required)");
+    }
+    let key = headers
+        .get(SEC_WEBSOCKET_KEY)
+        .ok_or("missing Sec-WebSocket-Key")?;
+    Ok(derive_accept_key(key.as_bytes()))
+}
+
+/// A whole message from the client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming {
+    Binary(Vec<u8>),
+    Text,
+    Ping(Vec<u8>),
+    Pong,
+    Close,
+}
+
+/// Why a session cannot go on reading.
+#[derive(Debug)]
+pub enum WsError {
+    /// The peer broke the protocol; the session ends with this close code.
+    Protocol(u16, &'static str),
+    /// The peer closed the connection without a close frame.
+    Gone,
+    Io(std::io::Error),
+}
+
+impl fmt::Display for WsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WsError::Protocol(code, reason) => write!(f, "{reason} (close code {code})"),
+            WsError::Gone => f.write_str("connection closed without a close frame"),
+            WsError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// One frame, unmasked.
+#[derive(Debug, PartialEq, Eq)]
+struct Frame {
+    fin: bool,
+    opcode: u8,
+    payload: Vec<u8>,
+}
+
+/// Decodes the first frame in `buf`: `Ok(None)` while incomplete, else the frame and the bytes
+/// it used. A frame announcing more than `max_payload` is refused from its header.
+fn parse_frame(buf: &[u8], max_payload: usize) -> Result<Option<(Frame, usize)>, WsError> {
+    let [first, second, ..] = *buf else {
+        return Ok(None);
+    };
+    let (fin, opcode) = (first & 0x80 != 0, first & 0x0F);
+    if first & 0x70 != 0 {
+        return Err(WsError::Protocol(CLOSE_PROTOCOL_ERROR, "reserved bits set"));
+    }
+    if !matches!(
+        opcode,
+        OP_CONTINUATION | OP_TEXT | OP_BINARY | OP_CLOSE | OP_PING | OP_PONG
+    ) {
+        return Err(WsError::Protocol(CLOSE_PROTOCOL_ERROR, "unknown opcode"));
+    }
+    if second & 0x80 == 0 {
+        return Err(WsError::Protocol(
+            CLOSE_PROTOCOL_ERROR,
+            "client frames must be masked",
+        ));
+    }
+    let (len, mut at) = match second & 0x7F {
+        126 => match buf.get(2..4) {
+            Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
+            None => return Ok(None),
+        },
+        127 => match buf.get(2..10).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+            Some(b) => (u64::from_be_bytes(b), 10),
+            None => return Ok(None),
+        },
+        n => (u64::from(n), 2),
+    };
+    let control = opcode >= OP_CLOSE;
+    if control && (!fin || len > MAX_CONTROL_PAYLOAD as u64) {
+        return Err(WsError::Protocol(
+            CLOSE_PROTOCOL_ERROR,
+            "invalid control frame",
+        ));
+    }
+    if len > max_payload as u64 {
+        return Err(WsError::Protocol(CLOSE_TOO_BIG, "message too big"));
+    }
+    let Some(mask) = buf.get(at..at + 4) else {
+        return Ok(None);
+    };
+    let mask = [mask[0], mask[1], mask[2], mask[3]];
+    at += 4;
+    // Bounded by max_payload above.
+    let end = at + len as usize;
+    let Some(masked) = buf.get(at..end) else {
+        return Ok(None);
+    };
+    let payload = masked
+        .iter()
+        .zip(mask.iter().cycle())
+        .map(|(b, m)| b ^ m)
+        .collect();
+    Ok(Some((
+        Frame {
+            fin,
+            opcode,
+            payload,
+        },
+        end,
+    )))
+}
+
+/// Reads whole messages, joining fragmented ones.
+#[derive(Debug, Default)]
+pub struct Reader {
+    /// Opcode and payload so far of a fragmented message.
+    partial: Option<(u8, Vec<u8>)>,
+}
+
+impl Reader {
+    /// The next message. Cancel-safe: bytes and fragments already received stay in `conn` and
+    /// `self`.
+    pub async fn next<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        conn: &mut Connection<S>,
+        max_message: usize,
+    ) -> Result<Incoming, WsError> {
+        loop {
+            let so_far = self.partial.as_ref().map_or(0, |(_, p)| p.len());
+            let Some((frame, used)) =
+                parse_frame(conn.buffer(), max_message.saturating_sub(so_far))?
+            else {
+                if conn.fill().await.map_err(WsError::Io)? == 0 {
+                    return Err(WsError::Gone);
+                }
+                continue;
+            };
+            conn.consume(used);
+            if let Some(message) = self.assemble(frame)? {
+                return Ok(message);
+            }
+        }
+    }
+
+    fn assemble(&mut self, frame: Frame) -> Result<Option<Incoming>, WsError> {
+        let (opcode, payload) = match (frame.opcode, self.partial.take()) {
+            (OP_CLOSE, partial) => return self.keep(partial, Incoming::Close),
+            (OP_PING, partial) => return self.keep(partial, Incoming::Ping(frame.payload)),
+            (OP_PONG, partial) => return self.keep(partial, Incoming::Pong),
+            (OP_CONTINUATION, Some((opcode, mut payload))) => {
+                payload.extend_from_slice(&frame.payload);
+                (opcode, payload)
+            }
+            (OP_CONTINUATION, None) => {
+                return Err(WsError::Protocol(
+                    CLOSE_PROTOCOL_ERROR,
+                    "unexpected continuation",
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(WsError::Protocol(
+                    CLOSE_PROTOCOL_ERROR,
+                    "expected a continuation",
+                ));
+            }
+            (opcode, None) => (opcode, frame.payload),
+        };
+        if !frame.fin {
+            self.partial = Some((opcode, payload));
+            return Ok(None);
+        }
+        Ok(Some(match opcode {
+            OP_BINARY => Incoming::Binary(payload),
+            _ => Incoming::Text,
+        }))
+    }
+
+    /// Control frames may arrive between the fragments of a message: keep those.
+    fn keep(
+        &mut self,
+        partial: Option<(u8, Vec<u8>)>,
+        message: Incoming,
+    ) -> Result<Option<Incoming>, WsError> {
+        self.partial = partial;
+        Ok(Some(message))
+    }
+}
+
+/// Queues one unfragmented, unmasked frame: its header, then the payload's own buffer.
+pub fn queue_frame<S>(conn: &mut Connection<S>, opcode: u8, payload: Bytes) {
+    let len = payload.len();
+    let mut header = Vec::with_capacity(10);
+    header.push(0x80 | opcode);
+    match len {
+        0..=125 => header.push(len as u8),
+        126..=0xFFFF => {
+            header.push(126);
+            header.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            header.push(127);
+            header.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    conn.queue(Bytes::from(header));
+    conn.queue(payload);
+}
+
+pub fn queue_binary<S>(conn: &mut Connection<S>, payload: Bytes) {
+    queue_frame(conn, OP_BINARY, payload);
+}
+
+pub fn queue_ping<S>(conn: &mut Connection<S>) {
+    queue_frame(conn, OP_PING, Bytes::new());
+}
+
+pub fn queue_pong<S>(conn: &mut Connection<S>, payload: Vec<u8>) {
+    queue_frame(conn, OP_PONG, Bytes::from(payload));
+}
+
+pub fn queue_close<S>(conn: &mut Connection<S>, code: u16, reason: &str) {
+    let mut payload = code.to_be_bytes().to_vec();
+    let reason = &reason.as_bytes()[..reason.len().min(MAX_CONTROL_PAYLOAD - 2)];
+    payload.extend_from_slice(reason);
+    queue_frame(conn, OP_CLOSE, Bytes::from(payload));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client frame: masked, as browsers send them.
+    fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        let mut out = vec![(u8::from(fin) << 7) | opcode];
+        match payload.len() {
+            n @ 0..=125 => out.push(0x80 | n as u8),
+            n @ 126..=0xFFFF => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+        out
+    }
+
+    fn parsed(buf: &[u8]) -> (Frame, usize) {
+        match parse_frame(buf, 1 << 20) {
+            Ok(Some(f)) => f,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unmasks_frames_of_every_length_form() {
+        for len in [0, 5, 125, 126, 300, 70_000] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let bytes = client_frame(true, OP_BINARY, &payload);
+            let (frame, used) = parsed(&bytes);
+            assert_eq!(used, bytes.len());
+            assert_eq!(frame.payload, payload);
+            for cut in [0, 1, 3, bytes.len() - 1] {
+                assert!(matches!(parse_frame(&bytes[..cut], 1 << 20), Ok(None)));
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_what_clients_must_not_send() {
+        let mut unmasked = client_frame(true, OP_BINARY, b"x");
+        unmasked[1] &= 0x7F;
+        let mut reserved = client_frame(true, OP_BINARY, b"x");
+        reserved[0] |= 0x40;
+        let bad = [
+            unmasked,
+            reserved,
+            client_frame(true, 0x3, b"x"),
+            client_frame(false, OP_PING, b"x"),
+            client_frame(true, OP_PING, &[0; 126]),
+        ];
+        for bytes in bad {
+            assert!(matches!(
+                parse_frame(&bytes, 1 << 20),
+                Err(WsError::Protocol(CLOSE_PROTOCOL_ERROR, _))
+            ));
+        }
+        let big = client_frame(true, OP_BINARY, &[0; 200]);
+        assert!(matches!(
+            parse_frame(&big[..4], 100),
+            Err(WsError::Protocol(CLOSE_TOO_BIG, _))
+        ));
+    }
+
+    #[test]
+    fn joins_fragments_around_control_frames() {
+        let mut reader = Reader::default();
+        let first = parsed(&client_frame(false, OP_BINARY, b"ab")).0;
+        let ping = parsed(&client_frame(true, OP_PING, b"p")).0;
+        let last = parsed(&client_frame(true, OP_CONTINUATION, b"cd")).0;
+        assert!(matches!(reader.assemble(first), Ok(None)));
+        assert!(matches!(reader.assemble(ping), Ok(Some(Incoming::Ping(p))) if p == b"p"));
+        assert!(matches!(
+            reader.assemble(last),
+            Ok(Some(Incoming::Binary(p))) if p == b"abcd"
+        ));
+        let stray = parsed(&client_frame(true, OP_CONTINUATION, b"x")).0;
+        assert!(reader.assemble(stray).is_err());
+    }
+
+    #[test]
+    fn accept_key_follows_the_rfc_example() {
+        let mut headers = HeaderMap::new();
+        let set = |h: &mut HeaderMap, k, v: &'static str| {
+            h.insert(k, axum::http::HeaderValue::from_static(v));
+        };
+        set(&mut headers, UPGRADE, "websocket");
+        set(&mut headers, CONNECTION, "keep-alive, Upgrade");
+        set(&mut headers, SEC_WEBSOCKET_VERSION, "13");
+        set(&mut headers, SEC_WEBSOCKET_KEY, "dGhlIHNhbXBsZSBub25jZQ==");
+        // RFC 6455, section 1.3.
+        assert_eq!(
+            accept_key(&headers).as_deref(),
+            Ok("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        );
+        set(&mut headers, SEC_WEBSOCKET_VERSION, "8");
+        assert!(accept_key(&headers).is_err());
+    }
+}
