@@ -127,23 +127,6 @@ impl Client {
         })
     }
 
-    /// Sends an already encoded request frame and returns the whole response frame, as the
-    /// WebSocket bridge forwards it. The response's id is not checked: it is the caller's.
-    pub async fn exchange_frame(&mut self, request: &[u8]) -> Result<Bytes, ClientError> {
-        self.send(request).await?;
-        match &mut self.transport {
-            Transport::Tcp { stream, buffer } => {
-                let head = read_head(stream, buffer).await?;
-                while buffer.len() < head.frame_len() {
-                    buffer.reserve(head.frame_len() - buffer.len());
-                    fill(stream, buffer).await?;
-                }
-                Ok(buffer.split_to(head.frame_len()).freeze())
-            }
-            Transport::WebSocket(socket) => next_binary(socket).await,
-        }
-    }
-
     async fn send(&mut self, frame: &[u8]) -> Result<(), ClientError> {
         match &mut self.transport {
             Transport::Tcp { stream, .. } => stream.write_all(frame).await?,

@@ -12,16 +12,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use picture_protocol::{Status, decode_request, peek_request_header};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::{Instant, interval};
+use tokio::time::{Instant, MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::upstream::{Upstream, UpstreamError};
 use super::websocket::{
-    CLOSE_GOING_AWAY, CLOSE_NORMAL, Incoming, Reader, WsError, queue_binary, queue_close,
-    queue_ping, queue_pong,
+    CLOSE_GOING_AWAY, CLOSE_NORMAL, Incoming, Reader, WsError, queue_binary, queue_binary_header,
+    queue_close, queue_ping, queue_pong,
 };
 use crate::answer::Answer;
-use crate::client::{Client, ClientError};
 use crate::connection::Connection;
 
 /// What a session needs to know.
@@ -54,7 +54,8 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut upstream = None;
     // Pings at half the idle timeout keep a live browser's session open and find dead ones.
     let mut heartbeat = interval(config.idle_timeout / 2);
-    let mut last_heard = Instant::now();
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_active = Instant::now();
     let mut requests = 0u64;
     let end = loop {
         let event = tokio::select! {
@@ -68,7 +69,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 queue_close(conn, CLOSE_GOING_AWAY, "server shutting down");
                 break "server shutdown".to_owned();
             }
-            Event::Heartbeat if last_heard.elapsed() >= config.idle_timeout => {
+            Event::Heartbeat if last_active.elapsed() >= config.idle_timeout => {
                 queue_close(conn, CLOSE_GOING_AWAY, "idle timeout");
                 break "idle timeout".to_owned();
             }
@@ -86,17 +87,19 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Event::Received(Err(e)) => break e.to_string(),
             Event::Received(Ok(message)) => message,
         };
-        last_heard = Instant::now();
+        last_active = Instant::now();
         let reply = match message {
             Incoming::Binary(frame) => {
                 requests += 1;
                 handle(&frame, &mut upstream, config).await
             }
-            Incoming::Text => Answer::text(
-                Status::BadRequest,
-                "requests must be sent as binary messages",
-            )
-            .into_frame(None, 0),
+            Incoming::Text => Reply::Frame(
+                Answer::text(
+                    Status::BadRequest,
+                    "requests must be sent as binary messages",
+                )
+                .into_frame(None, 0),
+            ),
             Incoming::Close => {
                 queue_close(conn, CLOSE_NORMAL, "");
                 break "client closed".to_owned();
@@ -110,10 +113,21 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Incoming::Pong => continue,
         };
-        queue_binary(conn, reply);
-        if let Err(e) = conn.flush(config.idle_timeout).await {
-            break format!("sending failed: {e}");
+        let sent = match reply {
+            Reply::Frame(frame) => {
+                queue_binary(conn, frame);
+                conn.flush(config.idle_timeout)
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("sending failed: {e}"))
+            }
+            Reply::Relay(len) => relay(conn, &mut upstream, len, config.idle_timeout).await,
+        };
+        if let Err(end) = sent {
+            break end;
         }
+        // A long transfer to a slow browser is activity too.
+        last_active = Instant::now();
     };
     if conn.flush(config.idle_timeout).await.is_ok() {
         conn.close_gracefully().await;
@@ -121,8 +135,16 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     info!(%peer, requests, "WebSocket session closed: {end}");
 }
 
-/// The response frame for one message from the browser.
-async fn handle(frame: &[u8], upstream: &mut Option<Client>, config: &BridgeConfig) -> Bytes {
+/// What goes back for one message from the browser.
+enum Reply {
+    /// A frame made here: an error answer.
+    Frame(Bytes),
+    /// The upstream's response frame, this many bytes long, waiting to be relayed.
+    Relay(usize),
+}
+
+/// Checks one message from the browser and, if it is a request, sends it upstream.
+async fn handle(frame: &[u8], upstream: &mut Option<Upstream>, config: &BridgeConfig) -> Reply {
     let request = match decode_request(frame, config.max_request_payload) {
         Ok(Some((request, used))) if used == frame.len() => request,
         Ok(Some((request, used))) => {
@@ -130,52 +152,90 @@ async fn handle(frame: &[u8], upstream: &mut Option<Client>, config: &BridgeConf
                 "a message must hold exactly one request; {} bytes follow it",
                 frame.len() - used
             );
-            return Answer::text(Status::BadRequest, message)
-                .into_frame(Some(request.command.kind()), request.id);
+            let answer = Answer::text(Status::BadRequest, message);
+            return Reply::Frame(answer.into_frame(Some(request.command.kind()), request.id));
         }
         Ok(None) => {
             let (id, kind) = peek_request_header(frame).unwrap_or((0, None));
-            return Answer::text(
+            let answer = Answer::text(
                 Status::BadRequest,
                 "the message holds an incomplete request",
-            )
-            .into_frame(kind, id);
+            );
+            return Reply::Frame(answer.into_frame(kind, id));
         }
-        Err(error) => return Answer::rejection(&error).into_frame(error.kind, error.id),
+        Err(error) => {
+            return Reply::Frame(Answer::rejection(&error).into_frame(error.kind, error.id));
+        }
     };
-    match forward(frame, upstream, &config.upstream).await {
-        Ok(response) => response,
+    match send_upstream(frame, upstream, &config.upstream).await {
+        Ok(len) => Reply::Relay(len),
         Err(e) => {
             warn!(upstream = %config.upstream, "picture server unavailable: {e}");
-            Answer::text(Status::Internal, format!("picture server unavailable: {e}"))
-                .into_frame(Some(request.command.kind()), request.id)
+            let answer = Answer::text(Status::Internal, format!("picture server unavailable: {e}"));
+            Reply::Frame(answer.into_frame(Some(request.command.kind()), request.id))
         }
     }
 }
 
 /// Sends a checked request upstream, opening the connection on first use and again after a
-/// failure.
-async fn forward(
+/// failure, and returns the length of the response frame.
+async fn send_upstream(
     frame: &[u8],
-    upstream: &mut Option<Client>,
+    upstream: &mut Option<Upstream>,
     addr: &str,
-) -> Result<Bytes, ClientError> {
+) -> Result<usize, UpstreamError> {
     // A kept connection may have been closed by the upstream in the meantime (its idle
     // timeout, a restart): one retry on a fresh connection covers that. Every request kind is
-    // safe to repeat.
-    if let Some(client) = upstream.as_mut() {
-        match client.exchange_frame(frame).await {
-            Ok(response) => return Ok(response),
+    // safe to repeat, and nothing of the response has been relayed yet.
+    if let Some(connection) = upstream.as_mut() {
+        match connection.send(frame).await {
+            Ok(len) => return Ok(len),
             Err(e) => {
                 debug!("upstream connection lost ({e}); reconnecting");
                 *upstream = None;
             }
         }
     }
-    let client = upstream.insert(Client::connect(addr).await?);
-    let result = client.exchange_frame(frame).await;
+    let connection = upstream.insert(Upstream::connect(addr).await?);
+    let result = connection.send(frame).await;
     if result.is_err() {
         *upstream = None;
     }
     result
+}
+
+/// Streams the upstream's response of `len` bytes to the browser as one binary message, piece
+/// by piece as it arrives.
+async fn relay<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    upstream: &mut Option<Upstream>,
+    len: usize,
+    stall_timeout: Duration,
+) -> Result<(), String> {
+    let Some(source) = upstream.as_mut() else {
+        return Err("no upstream connection to relay from".to_owned());
+    };
+    queue_binary_header(conn, len);
+    let mut remaining = len;
+    while remaining > 0 {
+        // Part of the message may already be out: if the picture server fails now, the only
+        // honest end is to drop the session, which the page notices and recovers from.
+        let piece = source
+            .next_piece(remaining)
+            .await
+            .map_err(|e| format!("picture server failed in the middle of a response: {e}"));
+        let piece = match piece {
+            Ok(piece) => piece,
+            Err(end) => {
+                *upstream = None;
+                return Err(end);
+            }
+        };
+        remaining -= piece.len();
+        conn.queue(piece);
+        conn.flush(stall_timeout)
+            .await
+            .map_err(|e| format!("sending failed: {e}"))?;
+    }
+    Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod bridge;
 mod origin;
+mod upstream;
 mod websocket;
 
 use std::net::SocketAddr;

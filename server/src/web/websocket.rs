@@ -234,9 +234,8 @@ impl Reader {
     }
 }
 
-/// Queues one unfragmented, unmasked frame: its header, then the payload's own buffer.
-pub fn queue_frame<S>(conn: &mut Connection<S>, opcode: u8, payload: Bytes) {
-    let len = payload.len();
+/// The header of one unfragmented, unmasked frame of `len` payload bytes.
+fn header(opcode: u8, len: usize) -> Bytes {
     let mut header = Vec::with_capacity(10);
     header.push(0x80 | opcode);
     match len {
@@ -250,8 +249,19 @@ pub fn queue_frame<S>(conn: &mut Connection<S>, opcode: u8, payload: Bytes) {
             header.extend_from_slice(&(len as u64).to_be_bytes());
         }
     }
-    conn.queue(Bytes::from(header));
+    Bytes::from(header)
+}
+
+/// Queues one frame: its header, then the payload's own buffer.
+fn queue_frame<S>(conn: &mut Connection<S>, opcode: u8, payload: Bytes) {
+    conn.queue(header(opcode, payload.len()));
     conn.queue(payload);
+}
+
+/// Queues the header of a binary message of `len` bytes, whose payload the caller queues
+/// piece by piece as it arrives.
+pub fn queue_binary_header<S>(conn: &mut Connection<S>, len: usize) {
+    conn.queue(header(OP_BINARY, len));
 }
 
 pub fn queue_binary<S>(conn: &mut Connection<S>, payload: Bytes) {

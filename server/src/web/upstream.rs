@@ -1,0 +1,90 @@
+//! The bridge's TCP connection to its picture server.
+//!
+//! A response is relayed in pieces as they arrive, never gathered whole: a session holds at
+//! most one read buffer however large the picture, and the buffer's memory is reused from one
+//! response to the next once the pieces sent before have been written.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use picture_protocol::{DecodeError, MAX_RESPONSE_BODY, ResponseHead};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+/// How long the bridge waits for its picture server to accept a connection or send more.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The largest piece relayed at once. Gathering this much before writing keeps system calls
+/// few (a 100 KB picture goes out in one write) while bounding a session's buffer.
+const RELAY_CHUNK: usize = 256 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect { addr: String, source: io::Error },
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("no answer within {} s", UPSTREAM_TIMEOUT.as_secs())]
+    Timeout,
+    #[error("it closed the connection")]
+    Closed,
+    #[error("it sent an invalid response: {0}")]
+    Protocol(#[from] DecodeError),
+}
+
+pub struct Upstream {
+    stream: TcpStream,
+    buffer: BytesMut,
+}
+
+impl Upstream {
+    pub async fn connect(addr: &str) -> Result<Upstream, UpstreamError> {
+        let connect_error = |source| UpstreamError::Connect {
+            addr: addr.to_owned(),
+            source,
+        };
+        let stream = timeout(UPSTREAM_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| connect_error(io::ErrorKind::TimedOut.into()))?
+            .map_err(connect_error)?;
+        stream.set_nodelay(true)?;
+        Ok(Upstream {
+            stream,
+            buffer: BytesMut::new(),
+        })
+    }
+
+    /// Sends an encoded request and waits for the head of its response. Returns the length of
+    /// the whole response frame, whose bytes [`Upstream::next_piece`] then hands out.
+    pub async fn send(&mut self, request: &[u8]) -> Result<usize, UpstreamError> {
+        self.stream.write_all(request).await?;
+        loop {
+            if let Some(head) = ResponseHead::decode(&self.buffer, MAX_RESPONSE_BODY)? {
+                return Ok(head.frame_len());
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// The next piece of the response frame: the rest of it, or [`RELAY_CHUNK`] bytes of it.
+    pub async fn next_piece(&mut self, remaining: usize) -> Result<Bytes, UpstreamError> {
+        let want = remaining.min(RELAY_CHUNK);
+        while self.buffer.len() < want {
+            self.fill().await?;
+        }
+        Ok(self.buffer.split_to(want).freeze())
+    }
+
+    async fn fill(&mut self) -> Result<(), UpstreamError> {
+        // Reclaims the buffer's memory when the pieces handed out before have been dropped.
+        self.buffer.reserve(RELAY_CHUNK);
+        match timeout(UPSTREAM_TIMEOUT, self.stream.read_buf(&mut self.buffer)).await {
+            Err(_) => Err(UpstreamError::Timeout),
+            Ok(Ok(0)) => Err(UpstreamError::Closed),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.into()),
+        }
+    }
+}
