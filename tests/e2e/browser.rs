@@ -22,8 +22,21 @@ fn program(variable: &str, default: &str) -> String {
 /// A chromedriver process and one browser session.
 struct Browser {
     client: Client,
-    _driver: Child,
+    driver: Child,
     _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    /// Chromium is chromedriver's child: when a test fails before closing its session, killing
+    /// chromedriver alone would leave the browser running. Both share a process group of their
+    /// own, so this ends them all.
+    fn drop(&mut self) {
+        if let Some(pid) = self.driver.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
+    }
 }
 
 impl Browser {
@@ -37,6 +50,7 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("cannot start {chromedriver} (scripts/setup-web installs it): {e}")
@@ -76,7 +90,7 @@ impl Browser {
         .await;
         Browser {
             client,
-            _driver: driver,
+            driver,
             _profile: profile,
         }
     }
@@ -156,7 +170,7 @@ impl Browser {
     }
 
     async fn close(self) {
-        let _ = self.client.close().await;
+        let _ = self.client.clone().close().await;
     }
 }
 
