@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::{Output, Stdio};
 
+use picture_protocol::PictureInfo;
 use tokio::io::AsyncWriteExt;
 
 use crate::common::*;
@@ -30,6 +31,18 @@ async fn client(server: &str, args: &[&str], dir: &Path, stdin: &[u8]) -> Output
     within(child.wait_with_output())
         .await
         .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The picture was saved in `dir` as `<name>.<extension of its type>`, byte for byte.
+fn assert_saved_under_its_name(dir: &Path, picture: &PictureInfo) {
+    let extension = match picture.mime.as_str() {
+        "image/png" => "png",
+        "image/jpeg" => "jpg",
+        other => panic!("unexpected type {other}"),
+    };
+    let path = dir.join(format!("{}.{extension}", picture.name));
+    let saved = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(saved == asset_bytes(&picture.name), "{}", path.display());
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -76,14 +89,7 @@ async fn get_saves_the_picture_and_exits_zero() {
     let name = pictures[0].name.to_uppercase();
     let out = client(&addr, &["get", &name], dir.path(), b"").await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let ext = if pictures[0].mime == "image/png" {
-        "png"
-    } else {
-        "jpg"
-    };
-    let saved = std::fs::read(dir.path().join(format!("{}.{ext}", pictures[0].name)))
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(saved == asset_bytes(&pictures[0].name));
+    assert_saved_under_its_name(dir.path(), &pictures[0]);
 }
 
 #[tokio::test]
@@ -164,12 +170,5 @@ async fn interactive_menu_like_the_original() {
     assert!(screen.contains(&format!("{}x{}", pictures[0].width, pictures[0].height)));
     assert!(screen.contains('▀'), "a terminal preview was drawn");
     assert!(screen.contains("not-found picture"));
-    let ext = if pictures[0].mime == "image/png" {
-        "png"
-    } else {
-        "jpg"
-    };
-    let saved = std::fs::read(dir.path().join(format!("{}.{ext}", pictures[0].name)))
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(saved == asset_bytes(&pictures[0].name));
+    assert_saved_under_its_name(dir.path(), &pictures[0]);
 }

@@ -26,19 +26,35 @@ pub fn assets_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets")
 }
 
-/// The bytes of the asset file whose stem is `name`.
-pub fn asset_bytes(name: &str) -> Vec<u8> {
+/// The shipped picture file whose stem is `name`.
+pub fn asset_path(name: &str) -> PathBuf {
     let dir = assets_dir();
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.file_stem().and_then(|s| s.to_str()) == Some(name)
-            && path.extension().is_some_and(|e| e != "toml" && e != "md")
-        {
-            return std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        }
-    }
-    panic!("no asset named {name}");
+    std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| {
+            path.file_stem().and_then(|s| s.to_str()) == Some(name)
+                && path.extension().is_some_and(|e| e != "toml" && e != "md")
+        })
+        .unwrap_or_else(|| panic!("no asset named {name}"))
+}
+
+/// The bytes of the shipped picture whose stem is `name`.
+pub fn asset_bytes(name: &str) -> Vec<u8> {
+    let path = asset_path(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The picture names `assets/catalog.toml` lists, in its order.
+pub fn manifest_names() -> Vec<String> {
+    let manifest = std::fs::read_to_string(assets_dir().join("catalog.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    manifest
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("name = \"")?.strip_suffix('"'))
+        .map(str::to_owned)
+        .collect()
 }
 
 pub struct TestServer {

@@ -41,13 +41,7 @@ async fn list_follows_the_manifest_order() {
         .into_iter()
         .map(|p| p.name)
         .collect();
-    let manifest = std::fs::read_to_string(assets_dir().join("catalog.toml"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let listed: Vec<&str> = manifest
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("name = \""))
-        .filter_map(|l| l.strip_suffix('"'))
-        .collect();
+    let listed = manifest_names();
     assert!(!listed.is_empty());
     assert_eq!(&names[..listed.len()], &listed[..]);
 }

@@ -243,12 +243,8 @@ async fn over_the_connection_limit_gets_busy() {
 #[tokio::test]
 async fn corrupt_and_foreign_files_in_the_assets_folder_are_skipped() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let good = catalog_entry_file(1);
-    let good_name = good
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or_default()
-        .to_owned();
+    let good_name = manifest_names().remove(0);
+    let good = asset_path(&good_name);
     std::fs::copy(&good, dir.path().join(good.file_name().unwrap_or_default()))
         .unwrap_or_else(|e| panic!("{e}"));
     let png = std::fs::read(assets_dir().join("not-found.png")).unwrap_or_else(|e| panic!("{e}"));
@@ -271,21 +267,4 @@ async fn corrupt_and_foreign_files_in_the_assets_folder_are_skipped() {
     let r = call(server.addr, by_name("garbage")).await;
     assert_eq!(r.head.status, Status::NotFound);
     assert!(image::load_from_memory(&r.body).is_ok());
-}
-
-/// The path of the shipped asset with menu number `n`.
-fn catalog_entry_file(n: usize) -> std::path::PathBuf {
-    let manifest = std::fs::read_to_string(assets_dir().join("catalog.toml"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let name = manifest
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("name = \"")?.strip_suffix('"'))
-        .nth(n - 1)
-        .unwrap_or_else(|| panic!("manifest has no entry {n}"));
-    std::fs::read_dir(assets_dir())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.file_stem().and_then(|s| s.to_str()) == Some(name))
-        .unwrap_or_else(|| panic!("no file for {name}"))
 }
