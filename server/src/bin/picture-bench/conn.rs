@@ -48,11 +48,10 @@ impl Conn {
     }
 
     /// Encodes a request and queues it for the next [`Conn::flush`].
-    pub async fn queue(&mut self, request: &Request) -> anyhow::Result<()> {
+    pub fn queue(&mut self, request: &Request) -> anyhow::Result<()> {
         let frame = request.encode().context("cannot encode the request")?;
-        timeout(IO_TIMEOUT, self.stream.queue(frame))
-            .await
-            .map_err(|_| anyhow!("the server accepted no bytes for {IO_TIMEOUT:?}"))?
+        self.stream.queue(&frame);
+        Ok(())
     }
 
     /// Sends every queued request.
@@ -128,7 +127,7 @@ impl Conn {
     /// Sends one request and waits for its answer, which must have status *ok*: for setting up
     /// a run, where a copy of the body is fine.
     pub async fn call(&mut self, request: &Request) -> anyhow::Result<Vec<u8>> {
-        self.queue(request).await?;
+        self.queue(request)?;
         self.flush().await?;
         loop {
             if let Some((head, body)) = self.front() {

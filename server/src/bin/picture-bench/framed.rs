@@ -122,7 +122,7 @@ impl Worker {
                 sent: now,
                 measured,
             });
-            conn.queue(&self.request).await?;
+            conn.queue(&self.request)?;
             queued = true;
         }
         if queued {

@@ -2,7 +2,7 @@
 //! throughput and latency, and checks every picture it receives against a reference, so that a
 //! fast answer is also known to be a right one.
 //!
-//! * `stream`: TCP, or a WebSocket read as a byte stream.
+//! * `stream`: TCP, or a WebSocket read as a byte stream. `ws`: the WebSocket client.
 //! * `conn`: framed requests out, response frames cut out of the stream.
 //! * `reference`: the picture every answer is compared with.
 //! * `plan`: what each connection asks for and when the measured phase starts and ends.
@@ -20,6 +20,7 @@ mod reference;
 mod report;
 mod stream;
 mod tally;
+mod ws;
 
 use std::io::Write;
 use std::process::ExitCode;

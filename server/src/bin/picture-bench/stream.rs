@@ -8,29 +8,17 @@
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use bytes::{Bytes, BytesMut};
-use futures_util::{FutureExt, SinkExt, StreamExt};
-use picture_protocol::MAX_RESPONSE_BODY;
+use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::{HeaderValue, Uri};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::http::Uri;
+
+use crate::ws::{Endpoint, WsClient};
 
 /// How long any connect, write or read may take before the server is considered stuck. Generous,
 /// because an overloaded server is slow rather than broken, and that is what is being measured.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Largest WebSocket message accepted: a whole response frame of the largest body the protocol
-/// allows, plus room for its head, so a framing-aware bridge is never refused a real answer.
-const MAX_WS_MESSAGE: usize = MAX_RESPONSE_BODY as usize + 64 * 1024;
-
-/// How many bytes of already-arrived WebSocket messages one read gathers at most, so a fast
-/// server cannot make a single read grow the buffer without bound.
-const MAX_WS_BATCH: usize = 1024 * 1024;
 
 /// Where the server is and how to reach it.
 #[derive(Debug, Clone)]
@@ -38,7 +26,7 @@ pub enum Target {
     /// The picture protocol straight over TCP.
     Tcp { addr: String },
     /// Framed requests through a WebSocket bridge; `addr` is the URL's host and port.
-    Ws { url: String, addr: String },
+    Ws { endpoint: Endpoint, addr: String },
 }
 
 impl Target {
@@ -50,8 +38,12 @@ impl Target {
             let uri: Uri = server.parse().with_context(usage)?;
             let host = uri.host().with_context(usage)?;
             let port = uri.port_u16().unwrap_or(80);
+            let endpoint = Endpoint {
+                host: uri.authority().map(|a| a.to_string()).with_context(usage)?,
+                path: uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+            };
             return Ok(Target::Ws {
-                url: server.to_owned(),
+                endpoint,
                 addr: format!("{host}:{port}"),
             });
         }
@@ -83,9 +75,11 @@ impl Target {
 /// One open connection, either kind.
 pub enum Stream {
     /// `out` gathers queued frames so that a batch leaves in one write.
-    Tcp { socket: TcpStream, out: Vec<u8> },
-    /// Boxed: a WebSocket stream is much larger than a socket and a buffer.
-    Ws(Box<WebSocketStream<TcpStream>>),
+    Tcp {
+        socket: TcpStream,
+        out: Vec<u8>,
+    },
+    Ws(WsClient),
 }
 
 /// A new TCP connection with Nagle's algorithm off, since requests are tiny and latency is
@@ -104,42 +98,30 @@ impl Stream {
     /// subprotocol when given (websockify wants "binary" for raw bytes).
     pub async fn connect(target: &Target, ws_protocol: Option<&str>) -> anyhow::Result<Stream> {
         let socket = connect_tcp(target.addr()).await?;
-        let url = match target {
+        let endpoint = match target {
             Target::Tcp { .. } => {
                 return Ok(Stream::Tcp {
                     socket,
                     out: Vec::new(),
                 });
             }
-            Target::Ws { url, .. } => url,
+            Target::Ws { endpoint, .. } => endpoint,
         };
-        let mut request = url.as_str().into_client_request()?;
-        if let Some(protocol) = ws_protocol {
-            request.headers_mut().insert(
-                "Sec-WebSocket-Protocol",
-                HeaderValue::from_str(protocol).context("invalid --ws-protocol")?,
-            );
-        }
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(MAX_WS_MESSAGE))
-            .max_frame_size(Some(MAX_WS_MESSAGE));
-        let handshake = tokio_tungstenite::client_async_with_config(request, socket, Some(config));
-        let (socket, _) = timeout(IO_TIMEOUT, handshake)
+        let handshake = WsClient::handshake(socket, endpoint, ws_protocol);
+        let client = timeout(IO_TIMEOUT, handshake)
             .await
-            .map_err(|_| anyhow!("WebSocket handshake with {url} timed out"))?
-            // tungstenite's messages already include their causes: no context chain.
-            .map_err(|e| anyhow!("WebSocket handshake with {url} failed: {e}"))?;
-        Ok(Stream::Ws(Box::new(socket)))
+            .map_err(|_| anyhow!("WebSocket handshake with {} timed out", endpoint.host))?
+            .with_context(|| format!("WebSocket handshake with {} failed", endpoint.host))?;
+        Ok(Stream::Ws(client))
     }
 
     /// Queues one request frame; it leaves with the next [`Stream::flush`]. Over a WebSocket
     /// each frame is its own binary message, as a framing-aware bridge requires.
-    pub async fn queue(&mut self, frame: Vec<u8>) -> anyhow::Result<()> {
+    pub fn queue(&mut self, frame: &[u8]) {
         match self {
-            Stream::Tcp { out, .. } => out.extend_from_slice(&frame),
-            Stream::Ws(socket) => socket.feed(Message::Binary(Bytes::from(frame))).await?,
+            Stream::Tcp { out, .. } => out.extend_from_slice(frame),
+            Stream::Ws(client) => client.queue(frame),
         }
-        Ok(())
     }
 
     /// Sends everything queued.
@@ -149,7 +131,7 @@ impl Stream {
                 socket.write_all(out).await?;
                 out.clear();
             }
-            Stream::Ws(socket) => socket.flush().await?,
+            Stream::Ws(client) => client.flush().await?,
         }
         Ok(())
     }
@@ -162,39 +144,7 @@ impl Stream {
                 buf.reserve(room);
                 Ok(socket.read_buf(buf).await?)
             }
-            Stream::Ws(socket) => {
-                let before = buf.len();
-                let Some(first) = next_binary(socket).await? else {
-                    return Ok(0);
-                };
-                buf.extend_from_slice(&first);
-                // Take every message that has already arrived, so that the caller handles
-                // them together and answers with one batch of requests.
-                while buf.len() - before < MAX_WS_BATCH {
-                    match next_binary(socket).now_or_never() {
-                        Some(Ok(Some(more))) => buf.extend_from_slice(&more),
-                        Some(Ok(None)) | None => break,
-                        Some(Err(e)) => return Err(e),
-                    }
-                }
-                Ok(buf.len() - before)
-            }
-        }
-    }
-}
-
-/// The next binary message, or `None` at the end of the session. Pings and pongs are skipped
-/// (tungstenite answers pings by itself).
-async fn next_binary(socket: &mut WebSocketStream<TcpStream>) -> anyhow::Result<Option<Bytes>> {
-    loop {
-        match socket.next().await.transpose()? {
-            None | Some(Message::Close(_)) => return Ok(None),
-            Some(Message::Binary(bytes)) => return Ok(Some(bytes)),
-            Some(Message::Text(text)) => {
-                let text: &str = &text;
-                bail!("the server sent a text message instead of a binary one: {text:.200}")
-            }
-            Some(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+            Stream::Ws(client) => client.read(buf, room).await,
         }
     }
 }

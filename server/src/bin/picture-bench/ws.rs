@@ -1,0 +1,441 @@
+//! The client side of WebSocket (RFC 6455), reduced to what a load generator needs: masked
+//! binary frames out, and the payloads of the server's binary frames read as one byte stream.
+//!
+//! A general WebSocket library reads into its own buffer, then copies each message out; the
+//! caller copies it again into the stream it cuts responses from. At tens of thousands of
+//! 100 KB pictures a second, those copies made the load generator cost as much CPU as the
+//! server it measures. Here the socket is read straight into the caller's buffer and the frame
+//! headers are taken out in place: when a header sits at the start of what is unread, dropping
+//! it is a pointer move; otherwise the payload after it moves down by a few bytes' distance,
+//! each byte at most once per read.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+
+use anyhow::{Context, anyhow, bail, ensure};
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+const OP_CONTINUATION: u8 = 0x0;
+const OP_TEXT: u8 = 0x1;
+const OP_BINARY: u8 = 0x2;
+const OP_CLOSE: u8 = 0x8;
+const OP_PING: u8 = 0x9;
+const OP_PONG: u8 = 0xA;
+
+/// Control frames carry at most this much (RFC 6455, 5.5).
+const MAX_CONTROL_PAYLOAD: usize = 125;
+
+/// The largest handshake response accepted.
+const MAX_HANDSHAKE: usize = 16 * 1024;
+
+/// Where the WebSocket endpoint is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The `Host` header: the URL's authority.
+    pub host: String,
+    /// The request target: the URL's path and query.
+    pub path: String,
+}
+
+pub struct WsClient {
+    socket: TcpStream,
+    /// Frames queued to go out with the next flush.
+    out: Vec<u8>,
+    unframer: Unframer,
+    /// `unframer.pending` holds bytes that came with the handshake response, not yet parsed.
+    handshake_tail: bool,
+    masks: MaskSource,
+}
+
+impl WsClient {
+    /// Completes the opening handshake on a connected socket, asking for `protocol` as the
+    /// subprotocol when given.
+    pub async fn handshake(
+        mut socket: TcpStream,
+        endpoint: &Endpoint,
+        protocol: Option<&str>,
+    ) -> anyhow::Result<WsClient> {
+        let key = generate_key();
+        let mut request = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n",
+            endpoint.path, endpoint.host
+        );
+        if let Some(protocol) = protocol {
+            ensure!(
+                protocol.bytes().all(|b| b.is_ascii_graphic()),
+                "invalid WebSocket subprotocol {protocol:?}"
+            );
+            request.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
+        }
+        request.push_str("\r\n");
+        socket.write_all(request.as_bytes()).await?;
+
+        let mut response = Vec::with_capacity(1024);
+        let head_len = loop {
+            ensure!(
+                response.len() < MAX_HANDSHAKE,
+                "the handshake response is over {MAX_HANDSHAKE} bytes"
+            );
+            if socket.read_buf(&mut response).await? == 0 {
+                bail!("the server closed the connection during the handshake");
+            }
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut parsed = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(len) = parsed
+                .parse(&response)
+                .context("invalid handshake response")?
+            {
+                check_upgrade(&parsed, &key)?;
+                break len;
+            }
+        };
+        let mut unframer = Unframer::default();
+        // Frames the server sent right after its response arrived with it.
+        unframer.pending.extend_from_slice(&response[head_len..]);
+        Ok(WsClient {
+            socket,
+            out: Vec::new(),
+            unframer,
+            handshake_tail: true,
+            masks: MaskSource::new(),
+        })
+    }
+
+    /// Queues `payload` as one binary message; it leaves with the next [`WsClient::flush`].
+    pub fn queue(&mut self, payload: &[u8]) {
+        queue_frame(&mut self.out, OP_BINARY, payload, self.masks.next());
+    }
+
+    /// Sends everything queued, pongs included.
+    pub async fn flush(&mut self) -> anyhow::Result<()> {
+        for pong in self.unframer.pings.drain(..) {
+            queue_frame(&mut self.out, OP_PONG, &pong, self.masks.next());
+        }
+        self.socket.write_all(&self.out).await?;
+        self.out.clear();
+        Ok(())
+    }
+
+    /// Appends to `buf` the payload bytes that arrive next, having made room for `room` of
+    /// them. Returns how many were appended; 0 means the session ended.
+    pub async fn read(&mut self, buf: &mut BytesMut, room: usize) -> anyhow::Result<usize> {
+        loop {
+            if self.unframer.closed {
+                return Ok(0);
+            }
+            let start = buf.len();
+            // The start of a frame left over from the last read goes back in front of what is
+            // read now, so that frames are always parsed from one slice.
+            buf.reserve(self.unframer.pending.len() + room + MAX_HEADER);
+            buf.extend_from_slice(&self.unframer.pending);
+            self.unframer.pending.clear();
+            // Bytes that came with the handshake response may hold whole frames already.
+            let handshake_tail = std::mem::take(&mut self.handshake_tail) && buf.len() > start;
+            if !handshake_tail && self.socket.read_buf(buf).await? == 0 {
+                if buf.len() > start || self.unframer.payload_left > 0 {
+                    bail!("the server closed the connection in the middle of a frame");
+                }
+                return Ok(0);
+            }
+            let added = self.unframer.unframe(buf, start)?;
+            if added > 0 || self.unframer.closed {
+                return Ok(added);
+            }
+            if !self.unframer.pings.is_empty() {
+                self.flush().await?;
+            }
+        }
+    }
+}
+
+/// Checks that the response accepts the upgrade that `key` asked for.
+fn check_upgrade(response: &httparse::Response, key: &str) -> anyhow::Result<()> {
+    let code = response.code.unwrap_or(0);
+    ensure!(
+        code == 101,
+        "the server answered {code} {} instead of switching to WebSocket",
+        response.reason.unwrap_or("")
+    );
+    let accept = response
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-accept"))
+        .ok_or_else(|| anyhow!("the handshake response has no Sec-WebSocket-Accept"))?;
+    ensure!(
+        accept.value == derive_accept_key(key.as_bytes()).as_bytes(),
+        "the handshake response has a wrong Sec-WebSocket-Accept"
+    );
+    Ok(())
+}
+
+/// The longest header of a frame from a server (no mask).
+const MAX_HEADER: usize = 10;
+
+/// One frame header from the server.
+#[derive(Debug, PartialEq, Eq)]
+struct Header {
+    opcode: u8,
+    /// Bytes the header takes.
+    len: usize,
+    payload_len: u64,
+}
+
+/// Parses the header at the start of `bytes`, or `None` if it has not arrived whole.
+fn parse_header(bytes: &[u8]) -> anyhow::Result<Option<Header>> {
+    let [first, second, ..] = *bytes else {
+        return Ok(None);
+    };
+    ensure!(first & 0x70 == 0, "the server set reserved frame bits");
+    ensure!(second & 0x80 == 0, "the server masked a frame");
+    let (len, payload_len) = match second & 0x7F {
+        126 => match bytes.get(2..4) {
+            Some(b) => (4, u64::from(u16::from_be_bytes([b[0], b[1]]))),
+            None => return Ok(None),
+        },
+        127 => match bytes.get(2..10).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+            Some(b) => (10, u64::from_be_bytes(b)),
+            None => return Ok(None),
+        },
+        short => (2, u64::from(short)),
+    };
+    let opcode = first & 0x0F;
+    if opcode & 0x08 != 0 {
+        ensure!(first & 0x80 != 0, "the server fragmented a control frame");
+        ensure!(
+            payload_len <= MAX_CONTROL_PAYLOAD as u64,
+            "the server sent a control frame over {MAX_CONTROL_PAYLOAD} bytes"
+        );
+    }
+    Ok(Some(Header {
+        opcode,
+        len,
+        payload_len,
+    }))
+}
+
+/// Takes the frame headers and control frames out of what the socket delivered, leaving the
+/// data frames' payloads as one contiguous stream.
+#[derive(Debug, Default)]
+struct Unframer {
+    /// Payload bytes of the current data frame still to come.
+    payload_left: u64,
+    /// The start of a frame that has not arrived whole, if that is where the last read ended:
+    /// at most a header, or a header and a control frame's payload.
+    pending: Vec<u8>,
+    /// Payloads of pings to answer.
+    pings: Vec<Vec<u8>>,
+    /// The server sent a close frame.
+    closed: bool,
+}
+
+impl Unframer {
+    /// Turns `buf[start..]`, raw bytes from the socket, into payload bytes in place, and
+    /// returns how many remain.
+    fn unframe(&mut self, buf: &mut BytesMut, start: usize) -> anyhow::Result<usize> {
+        let mut read = start;
+        let mut write = start;
+        while read < buf.len() && !self.closed {
+            if self.payload_left > 0 {
+                let n = usize::try_from(self.payload_left)
+                    .unwrap_or(usize::MAX)
+                    .min(buf.len() - read);
+                if write != read {
+                    buf.copy_within(read..read + n, write);
+                }
+                read += n;
+                write += n;
+                self.payload_left -= n as u64;
+                continue;
+            }
+            let Some(header) = parse_header(&buf[read..])? else {
+                self.pending.extend_from_slice(&buf[read..]);
+                break;
+            };
+            match header.opcode {
+                OP_BINARY | OP_CONTINUATION => {
+                    self.payload_left = header.payload_len;
+                    let after = buf.len() - read - header.len;
+                    if write == read && write < after {
+                        // Cheaper to move what comes before the header up over it.
+                        buf.copy_within(..write, header.len);
+                        buf.advance(header.len);
+                    } else {
+                        read += header.len;
+                    }
+                }
+                OP_TEXT => bail!("the server sent a text message instead of a binary one"),
+                OP_CLOSE => self.closed = true,
+                OP_PING | OP_PONG => {
+                    let end = read + header.len + header.payload_len as usize;
+                    if end > buf.len() {
+                        self.pending.extend_from_slice(&buf[read..]);
+                        break;
+                    }
+                    if header.opcode == OP_PING {
+                        self.pings.push(buf[read + header.len..end].to_vec());
+                    }
+                    read = end;
+                }
+                other => bail!("the server sent a frame with unknown opcode {other:#x}"),
+            }
+        }
+        buf.truncate(write);
+        Ok(write - start)
+    }
+}
+
+/// Appends one whole client frame: FIN set, payload masked with `mask`.
+fn queue_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4]) {
+    out.push(0x80 | opcode);
+    match payload.len() {
+        len @ 0..=125 => out.push(0x80 | len as u8),
+        len @ 126..=0xFFFF => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+}
+
+/// Masking keys for outgoing frames (xorshift64*, seeded per connection by the standard
+/// library's random hasher keys). RFC 6455 wants them unpredictable so that a hostile page
+/// cannot steer the bytes an intermediary sees; for a load generator, varied is what matters.
+struct MaskSource(u64);
+
+impl MaskSource {
+    fn new() -> MaskSource {
+        MaskSource(RandomState::new().hash_one(0u64) | 1)
+    }
+
+    fn next(&mut self) -> [u8; 4] {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let bits = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let [a, b, c, d, ..] = bits.to_be_bytes();
+        [a, b, c, d]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut frame = Vec::new();
+        queue_frame(&mut frame, opcode, payload, [0; 4]);
+        // A server's frame: the same without the mask bit and key.
+        frame[1] &= 0x7F;
+        let header = frame.len() - payload.len() - 4;
+        frame.drain(header..header + 4);
+        frame
+    }
+
+    /// Feeds `wire` in reads of the given sizes and returns the payload stream and the pings.
+    fn unframe_in_reads(wire: &[u8], prefix: &[u8], sizes: &[usize]) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let mut unframer = Unframer::default();
+        let mut buf = BytesMut::from(prefix);
+        let mut rest = wire;
+        let mut sizes = sizes.iter().cycle();
+        while !rest.is_empty() && !unframer.closed {
+            let n = (*sizes.next().unwrap_or(&1)).clamp(1, rest.len());
+            let start = buf.len();
+            buf.extend_from_slice(&unframer.pending);
+            unframer.pending.clear();
+            buf.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            unframer
+                .unframe(&mut buf, start)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert!(unframer.pending.is_empty(), "bytes left over");
+        (buf.to_vec(), unframer.pings)
+    }
+
+    #[test]
+    fn payloads_become_one_stream_however_the_reads_fall() {
+        let short = b"short".to_vec();
+        let medium: Vec<u8> = (0..300u16).map(|i| i as u8).collect();
+        let long: Vec<u8> = (0..70_000u32).map(|i| (i * 7) as u8).collect();
+        let mut wire = Vec::new();
+        wire.extend(server_frame(OP_BINARY, &short));
+        wire.extend(server_frame(OP_PING, b"are you there"));
+        wire.extend(server_frame(OP_BINARY, &medium));
+        wire.extend(server_frame(OP_CONTINUATION, &[]));
+        wire.extend(server_frame(OP_PONG, b""));
+        wire.extend(server_frame(OP_BINARY, &long));
+        let expected = [b"kept".as_slice(), &short, &medium, &long].concat();
+        for sizes in [
+            &[usize::MAX][..],
+            &[1],
+            &[2, 3],
+            &[7, 64 * 1024],
+            &[300, 1],
+            &[9, 10, 11],
+        ] {
+            let (stream, pings) = unframe_in_reads(&wire, b"kept", sizes);
+            assert!(stream == expected, "reads of {sizes:?}");
+            assert_eq!(pings, [b"are you there".to_vec()], "reads of {sizes:?}");
+        }
+    }
+
+    #[test]
+    fn a_close_frame_ends_the_stream() {
+        let mut wire = server_frame(OP_BINARY, b"last");
+        wire.extend(server_frame(OP_CLOSE, &1000u16.to_be_bytes()));
+        wire.extend(server_frame(OP_BINARY, b"ignored"));
+        let (stream, _) = unframe_in_reads(&wire, b"", &[usize::MAX]);
+        assert_eq!(stream, b"last");
+    }
+
+    #[test]
+    fn frames_a_server_must_not_send_are_refused() {
+        let masked = [0x82, 0x81, 1, 2, 3, 4, 5];
+        let reserved = [0xC2, 0x00];
+        let text = server_frame(OP_TEXT, b"hi");
+        let long_ping = server_frame(OP_PING, &[0; 126]);
+        let fragmented_ping = [0x09, 0x00];
+        let unknown = [0x83, 0x00];
+        for wire in [
+            &masked[..],
+            &reserved,
+            &text,
+            &long_ping,
+            &fragmented_ping,
+            &unknown,
+        ] {
+            let mut buf = BytesMut::from(wire);
+            assert!(
+                Unframer::default().unframe(&mut buf, 0).is_err(),
+                "{wire:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn client_frames_are_masked() {
+        let mut out = Vec::new();
+        let mask = [0x11, 0x22, 0x33, 0x44];
+        queue_frame(&mut out, OP_BINARY, b"abcde", mask);
+        let unmasked: Vec<u8> = out[6..]
+            .iter()
+            .zip(mask.iter().cycle())
+            .map(|(b, m)| b ^ m)
+            .collect();
+        assert_eq!(&out[..6], &[0x82, 0x85, 0x11, 0x22, 0x33, 0x44]);
+        assert_eq!(unmasked, b"abcde");
+
+        let mut masks = MaskSource::new();
+        assert_ne!(masks.next(), masks.next());
+    }
+}
