@@ -1,8 +1,12 @@
 //! What the server answers to each request, independent of how the request arrived.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use bytes::Bytes;
 use picture_protocol::{
-    CATALOG_MIME, Command, GetRequest, Kind, RequestError, ResponseHead, Status, TEXT_MIME,
+    CATALOG_MIME, Command, EncodeError, GetRequest, Kind, RequestError, ResponseHead, Status,
+    TEXT_MIME,
 };
 use tracing::error;
 
@@ -42,28 +46,38 @@ impl Answer {
         )
     }
 
-    /// The response head for this answer to request `id` of `kind`.
-    pub fn head(&self, kind: Option<Kind>, id: u32) -> ResponseHead {
-        ResponseHead {
+    /// The encoded response head for this answer to request `id` of `kind`. The body goes
+    /// out after it as it is, from its shared buffer, so the two are kept apart.
+    pub fn encode_head(&self, kind: Option<Kind>, id: u32) -> Result<Bytes, EncodeError> {
+        let head = ResponseHead {
             kind,
             status: self.status,
             id,
             mime: self.mime.clone(),
             // Bodies are pictures (at most MAX_PICTURE_BYTES) or short messages.
             body_len: self.body.len() as u32,
-        }
+        };
+        let mut encoded = Vec::with_capacity(head.encoded_len());
+        head.encode_into(&mut encoded)?;
+        Ok(Bytes::from(encoded))
     }
+}
 
-    /// The whole response frame in one buffer, for transports that send one message per frame.
-    pub fn into_frame(self, kind: Option<Kind>, id: u32) -> Bytes {
-        let head = self.head(kind, id);
-        let mut frame = Vec::with_capacity(head.frame_len());
-        // Only a MIME type over 255 bytes fails to encode, and every MIME type here is short.
-        if head.encode_into(&mut frame).is_err() {
-            return Bytes::new();
-        }
-        frame.extend_from_slice(&self.body);
-        Bytes::from(frame)
+/// Answers requests from a store: what the bridge holds when it serves this process's own
+/// pictures. A trait object, so that the web side need not be generic over the store type.
+pub trait Answerer: Send + Sync + 'static {
+    fn answer<'a>(
+        &'a self,
+        command: &'a Command,
+    ) -> Pin<Box<dyn Future<Output = Answer> + Send + 'a>>;
+}
+
+impl<S: PictureStore> Answerer for S {
+    fn answer<'a>(
+        &'a self,
+        command: &'a Command,
+    ) -> Pin<Box<dyn Future<Output = Answer> + Send + 'a>> {
+        Box::pin(answer(self, command))
     }
 }
 

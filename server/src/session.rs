@@ -3,7 +3,6 @@
 use std::fmt;
 use std::io;
 
-use bytes::Bytes;
 use picture_protocol::{
     Command, GetRequest, Kind, MAGIC, Selector, Status, Variant, decode_request,
 };
@@ -204,11 +203,10 @@ pub fn queue_answer(
     id: u32,
     answer: Answer,
 ) -> Result<(), End> {
-    let head = answer.head(kind, id);
-    let mut encoded = Vec::with_capacity(head.encoded_len());
-    head.encode_into(&mut encoded)
+    let head = answer
+        .encode_head(kind, id)
         .map_err(|e| End::Io(io::Error::other(e)))?;
-    conn.queue(Bytes::from(encoded));
+    conn.queue(head);
     conn.queue(answer.body);
     Ok(())
 }

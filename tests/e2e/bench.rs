@@ -98,7 +98,14 @@ async fn bare_tcp_checks_against_the_catalog() {
 #[tokio::test]
 async fn framed_through_the_websocket_bridge() {
     let server = TestServer::start().await;
-    let web = server.start_web().await;
+    for upstream in [server.local(), server.tcp()] {
+        let web = WebServer::start(web_config(&www_dir(), upstream)).await;
+        framed_through(&web).await;
+        web.stop().await;
+    }
+}
+
+async fn framed_through(web: &WebServer) {
     let args = [
         "--picture",
         "thumbnail",
@@ -114,7 +121,6 @@ async fn framed_through_the_websocket_bridge() {
     let report = bench(&web.ws_url(), &args).await;
     assert_clean(&report, 300);
     assert_eq!(report["transport"], "ws");
-    web.stop().await;
 }
 
 /// A WebSocket-to-TCP bridge that knows nothing of frames, as websockify: it sends whatever

@@ -190,7 +190,7 @@ fn free_port() -> u16 {
 /// restarted at the same address.
 async fn start_stack(tcp: SocketAddr, http: SocketAddr) -> (TestServer, WebServer) {
     let server = TestServer::start_at(tcp, &assets_dir(), Limits::default()).await;
-    let web = WebServer::start_at(http, web_config(&www_dir(), tcp.to_string())).await;
+    let web = WebServer::start_at(http, web_config(&www_dir(), server.local())).await;
     (server, web)
 }
 

@@ -11,7 +11,7 @@ use picture_protocol::{
 };
 use picture_server::Limits;
 use picture_server::store::FolderStore;
-use picture_server::web::{BridgeConfig, OriginPolicy, WebConfig, serve_web};
+use picture_server::web::{BridgeConfig, OriginPolicy, Upstream, WebConfig, serve_web};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -59,6 +59,7 @@ pub fn manifest_names() -> Vec<String> {
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    store: Arc<FolderStore>,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -76,6 +77,7 @@ impl TestServer {
     /// A server on a chosen address, so that a test can restart it at the same place.
     pub async fn start_at(addr: SocketAddr, assets: &Path, limits: Limits) -> TestServer {
         let store = FolderStore::load(assets).unwrap_or_else(|e| panic!("loading assets: {e}"));
+        let store = Arc::new(store);
         let listener = TcpListener::bind(addr)
             .await
             .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
@@ -83,20 +85,31 @@ impl TestServer {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(picture_server::serve(
             listener,
-            Arc::new(store),
+            store.clone(),
             limits,
             shutdown.clone(),
         ));
         TestServer {
             addr,
+            store,
             shutdown,
             task,
         }
     }
 
-    /// The page and bridge in front of this server, with default web settings.
+    /// The bridge answering from this server's store, as the binary runs it by default.
+    pub fn local(&self) -> Upstream {
+        Upstream::local(self.store.clone())
+    }
+
+    /// The bridge forwarding to this server's TCP port, as `--upstream` or `bridge` run it.
+    pub fn tcp(&self) -> Upstream {
+        Upstream::tcp(self.addr.to_string())
+    }
+
+    /// The page and a bridge answering from this server's store, with default web settings.
     pub async fn start_web(&self) -> WebServer {
-        WebServer::start(web_config(&www_dir(), self.addr.to_string())).await
+        WebServer::start(web_config(&www_dir(), self.local())).await
     }
 
     /// Asks the server to shut down; the returned handle completes when it has.
@@ -198,7 +211,7 @@ pub fn www_dir() -> PathBuf {
 }
 
 /// Web settings as the binary's defaults, for `www` and a bridge to `upstream`.
-pub fn web_config(www: &Path, upstream: String) -> WebConfig {
+pub fn web_config(www: &Path, upstream: Upstream) -> WebConfig {
     WebConfig {
         www: www.to_path_buf(),
         bridge: BridgeConfig {

@@ -1,5 +1,6 @@
 //! The page's HTTP side: content types, caching, and nothing reachable outside `www/`.
 
+use picture_server::web::Upstream;
 use tokio::io::AsyncWriteExt;
 
 use crate::common::*;
@@ -46,7 +47,11 @@ fn site() -> tempfile::TempDir {
 #[tokio::test]
 async fn page_and_bundle_have_types_and_cache_headers() {
     let root = site();
-    let web = WebServer::start(web_config(&root.path().join("www"), "127.0.0.1:1".into())).await;
+    let web = WebServer::start(web_config(
+        &root.path().join("www"),
+        Upstream::tcp("127.0.0.1:1"),
+    ))
+    .await;
 
     let (status, head, body) = fetch(&web, "/").await;
     assert_eq!(status, 200);
@@ -69,7 +74,11 @@ async fn page_and_bundle_have_types_and_cache_headers() {
 #[tokio::test]
 async fn nothing_outside_www_is_reachable_and_nothing_is_listed() {
     let root = site();
-    let web = WebServer::start(web_config(&root.path().join("www"), "127.0.0.1:1".into())).await;
+    let web = WebServer::start(web_config(
+        &root.path().join("www"),
+        Upstream::tcp("127.0.0.1:1"),
+    ))
+    .await;
     for target in [
         "/../secret.txt",
         "/pkg/../../secret.txt",

@@ -5,9 +5,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use picture_protocol::{
-    Command, MAX_RESPONSE_BODY, Response, Selector, Status, decode_catalog, decode_response,
+    Command, MAX_RESPONSE_BODY, PictureInfo, Response, Selector, Status, decode_catalog,
+    decode_response,
 };
 use picture_server::Limits;
+use picture_server::web::Upstream;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -63,8 +65,15 @@ async fn receive(socket: &mut Socket) -> Response {
 #[tokio::test]
 async fn list_and_get_through_the_bridge_return_the_asset_bytes() {
     let server = TestServer::start().await;
-    let web = server.start_web().await;
-    let mut socket = open_ok(&web).await;
+    for upstream in [server.local(), server.tcp()] {
+        let web = WebServer::start(web_config(&www_dir(), upstream)).await;
+        list_and_get_every_picture(&web).await;
+        web.stop().await;
+    }
+}
+
+async fn list_and_get_every_picture(web: &WebServer) {
+    let mut socket = open_ok(web).await;
     let list = exchange(&mut socket, frame(1, Command::List)).await;
     assert_eq!((list.head.id, list.head.status), (1, Status::Ok));
     let pictures = decode_catalog(&list.body).unwrap_or_else(|e| panic!("{e}"));
@@ -101,7 +110,7 @@ async fn foreign_origin_is_refused_with_403() {
 #[tokio::test]
 async fn allowed_origins_are_let_in() {
     let server = TestServer::start().await;
-    let mut config = web_config(&www_dir(), server.addr.to_string());
+    let mut config = web_config(&www_dir(), server.local());
     config.origins = picture_server::web::OriginPolicy::new(["https://pictures.example".into()]);
     let web = WebServer::start(config).await;
     assert!(
@@ -158,7 +167,7 @@ async fn malformed_messages_get_error_answers_and_the_session_survives() {
 #[tokio::test]
 async fn oversized_message_ends_the_session_but_not_the_server() {
     let server = TestServer::start().await;
-    let mut config = web_config(&www_dir(), server.addr.to_string());
+    let mut config = web_config(&www_dir(), server.local());
     config.max_message = 4096;
     let web = WebServer::start(config).await;
     let mut socket = open_ok(&web).await;
@@ -191,7 +200,7 @@ async fn upstream_down_gives_an_error_answer_then_recovers() {
         .unwrap_or_else(|e| panic!("{e}"))
         .port();
     let upstream = format!("127.0.0.1:{port}");
-    let web = WebServer::start(web_config(&www_dir(), upstream.clone())).await;
+    let web = WebServer::start(web_config(&www_dir(), Upstream::tcp(upstream.clone()))).await;
     let mut socket = open_ok(&web).await;
     let r = exchange(&mut socket, frame(1, Command::List)).await;
     assert_eq!((r.head.id, r.head.status), (1, Status::Internal));
@@ -227,8 +236,17 @@ async fn upstream_down_gives_an_error_answer_then_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_sessions() {
     let server = TestServer::start().await;
-    let web = server.start_web().await;
     let pictures = catalog(server.addr).await;
+    for upstream in [server.local(), server.tcp()] {
+        let web = WebServer::start(web_config(&www_dir(), upstream)).await;
+        assert_eq!(sessions_served(&web, &pictures).await, 64);
+        web.stop().await;
+    }
+}
+
+/// Opens 64 sessions at once, each asking for the catalog and a picture; returns how many
+/// got both right.
+async fn sessions_served(web: &WebServer, pictures: &[PictureInfo]) -> usize {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..64usize {
         let (url, origin) = (web.ws_url(), web.origin());
@@ -246,13 +264,13 @@ async fn many_concurrent_sessions() {
     while let Some(result) = tasks.join_next().await {
         ok += usize::from(result.unwrap_or_else(|e| panic!("{e}")));
     }
-    assert_eq!(ok, 64);
+    ok
 }
 
 #[tokio::test]
 async fn sessions_over_the_limit_get_503() {
     let server = TestServer::start().await;
-    let mut config = web_config(&www_dir(), server.addr.to_string());
+    let mut config = web_config(&www_dir(), server.local());
     config.max_sessions = 2;
     let web = WebServer::start(config).await;
     let _a = open_ok(&web).await;
@@ -266,7 +284,7 @@ async fn sessions_over_the_limit_get_503() {
 #[tokio::test]
 async fn idle_sessions_are_pinged_and_dead_ones_closed() {
     let server = TestServer::start().await;
-    let mut config = web_config(&www_dir(), server.addr.to_string());
+    let mut config = web_config(&www_dir(), server.local());
     config.bridge.idle_timeout = Duration::from_millis(400);
     let web = WebServer::start(config).await;
     let mut socket = open_ok(&web).await;

@@ -3,7 +3,6 @@
 
 #![forbid(unsafe_code)]
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use picture_protocol::MAX_REQUEST_PAYLOAD;
 use picture_server::Limits;
 use picture_server::store::FolderStore;
-use picture_server::web::{BridgeConfig, OriginPolicy, WebConfig, serve_web};
+use picture_server::web::{BridgeConfig, OriginPolicy, Upstream, WebConfig, serve_web};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -57,7 +56,8 @@ struct ServeArgs {
     /// Seconds a client may take to send a whole request.
     #[arg(long, env = "PICTURE_REQUEST_TIMEOUT", default_value = "10", value_parser = seconds)]
     request_timeout: Duration,
-    /// Picture server the bridge forwards to [default: this process's own TCP listener].
+    /// Picture server the bridge forwards to over TCP, HOST:PORT [default: none; the bridge
+    /// answers from this process's own pictures].
     #[arg(long, env = "PICTURE_UPSTREAM")]
     upstream: Option<String>,
     #[command(flatten)]
@@ -126,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
     let tasks = match cli.command {
         None => start_server(cli.serve, &shutdown).await?,
         Some(Command::Bridge { upstream, web }) => {
-            vec![start_web(&web, upstream, &shutdown).await?]
+            vec![start_web(&web, Upstream::tcp(upstream), &shutdown).await?]
         }
     };
     picture_server::shutdown::signal().await;
@@ -168,29 +168,24 @@ async fn start_server(
         max_request_payload: args.web.max_request_size,
         shutdown_grace: args.web.shutdown_grace,
     };
+    let store = Arc::new(store);
+    let upstream = match args.upstream {
+        Some(addr) => Upstream::tcp(addr),
+        None => Upstream::local(store.clone()),
+    };
     let tcp = tokio::spawn(picture_server::serve(
         listener,
-        Arc::new(store),
+        store,
         limits,
         shutdown.clone(),
     ));
-    let upstream = args.upstream.unwrap_or_else(|| reachable(addr).to_string());
     let web = start_web(&args.web, upstream, shutdown).await?;
     Ok(vec![tcp, web])
 }
 
-/// An address to reach a listener bound to `addr` from this machine.
-fn reachable(addr: SocketAddr) -> SocketAddr {
-    match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
-        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
-        _ => addr,
-    }
-}
-
 async fn start_web(
     args: &WebArgs,
-    upstream: String,
+    upstream: Upstream,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<JoinHandle<()>> {
     let listener = TcpListener::bind(&args.http_addr)
@@ -203,7 +198,7 @@ async fn start_web(
             args.www.display()
         );
     }
-    println!("picture-server: page at http://{addr}/ (bridge to tcp://{upstream})");
+    println!("picture-server: page at http://{addr}/ (bridge to {upstream})");
     let config = WebConfig {
         www: args.www.clone(),
         bridge: BridgeConfig {

@@ -1,25 +1,24 @@
-//! One browser's WebSocket session, bridged to the picture server over TCP.
+//! One browser's WebSocket session, bridged to the picture protocol.
 //!
 //! Each binary message from the browser must hold exactly one framed request. It is checked
-//! here, so nothing malformed ever reaches the upstream, then forwarded on this session's own
-//! upstream connection; the one framed response is sent back as one binary message. Requests
-//! are handled in order, one at a time, which keeps responses in request order and lets a slow
-//! browser hold back only itself.
+//! here, so nothing malformed ever reaches the upstream, then answered by this process's store
+//! or forwarded on this session's own connection to a picture server over TCP; the one framed
+//! response goes back as one binary message. Requests are handled in order, one at a time,
+//! which keeps responses in request order and lets a slow browser hold back only itself.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
-use picture_protocol::{Status, decode_request, peek_request_header};
+use picture_protocol::{Kind, Status, decode_request, peek_request_header};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::upstream::{Upstream, UpstreamError};
+use super::upstream::{Source, TcpUpstream, Upstream, UpstreamError};
 use super::websocket::{
-    CLOSE_GOING_AWAY, CLOSE_NORMAL, Incoming, Reader, WsError, queue_binary, queue_binary_header,
-    queue_close, queue_ping, queue_pong,
+    CLOSE_GOING_AWAY, CLOSE_NORMAL, Incoming, Reader, WsError, queue_binary_header, queue_close,
+    queue_ping, queue_pong,
 };
 use crate::answer::Answer;
 use crate::connection::Connection;
@@ -27,8 +26,8 @@ use crate::connection::Connection;
 /// What a session needs to know.
 #[derive(Debug, Clone)]
 pub struct BridgeConfig {
-    /// The picture server every request goes to; never chosen by the browser.
-    pub upstream: String,
+    /// What answers every request; never chosen by the browser.
+    pub upstream: Upstream,
     /// A session that sends nothing (not even a pong) for this long is closed; so is one that
     /// accepts no bytes for this long.
     pub idle_timeout: Duration,
@@ -93,12 +92,13 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 requests += 1;
                 handle(&frame, &mut upstream, config).await
             }
-            Incoming::Text => Reply::Frame(
+            Incoming::Text => Reply::Answer(
+                None,
+                0,
                 Answer::text(
                     Status::BadRequest,
                     "requests must be sent as binary messages",
-                )
-                .into_frame(None, 0),
+                ),
             ),
             Incoming::Close => {
                 queue_close(conn, CLOSE_NORMAL, "");
@@ -114,12 +114,8 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Incoming::Pong => continue,
         };
         let sent = match reply {
-            Reply::Frame(frame) => {
-                queue_binary(conn, frame);
-                conn.flush(config.idle_timeout)
-                    .await
-                    .map(drop)
-                    .map_err(|e| format!("sending failed: {e}"))
+            Reply::Answer(kind, id, answer) => {
+                send_answer(conn, kind, id, answer, config.idle_timeout).await
             }
             Reply::Relay(len) => relay(conn, &mut upstream, len, config.idle_timeout).await,
         };
@@ -137,14 +133,14 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// What goes back for one message from the browser.
 enum Reply {
-    /// A frame made here: an error answer.
-    Frame(Bytes),
-    /// The upstream's response frame, this many bytes long, waiting to be relayed.
+    /// An answer made in this process, to request `id` of a kind: from the store, or an error.
+    Answer(Option<Kind>, u32, Answer),
+    /// The TCP upstream's response frame, this many bytes long, waiting to be relayed.
     Relay(usize),
 }
 
-/// Checks one message from the browser and, if it is a request, sends it upstream.
-async fn handle(frame: &[u8], upstream: &mut Option<Upstream>, config: &BridgeConfig) -> Reply {
+/// Checks one message from the browser and, if it is a request, has it answered.
+async fn handle(frame: &[u8], upstream: &mut Option<TcpUpstream>, config: &BridgeConfig) -> Reply {
     let request = match decode_request(frame, config.max_request_payload) {
         Ok(Some((request, used))) if used == frame.len() => request,
         Ok(Some((request, used))) => {
@@ -153,7 +149,7 @@ async fn handle(frame: &[u8], upstream: &mut Option<Upstream>, config: &BridgeCo
                 frame.len() - used
             );
             let answer = Answer::text(Status::BadRequest, message);
-            return Reply::Frame(answer.into_frame(Some(request.command.kind()), request.id));
+            return Reply::Answer(Some(request.command.kind()), request.id, answer);
         }
         Ok(None) => {
             let (id, kind) = peek_request_header(frame).unwrap_or((0, None));
@@ -161,27 +157,53 @@ async fn handle(frame: &[u8], upstream: &mut Option<Upstream>, config: &BridgeCo
                 Status::BadRequest,
                 "the message holds an incomplete request",
             );
-            return Reply::Frame(answer.into_frame(kind, id));
+            return Reply::Answer(kind, id, answer);
         }
-        Err(error) => {
-            return Reply::Frame(Answer::rejection(&error).into_frame(error.kind, error.id));
-        }
+        Err(error) => return Reply::Answer(error.kind, error.id, Answer::rejection(&error)),
     };
-    match send_upstream(frame, upstream, &config.upstream).await {
+    let kind = Some(request.command.kind());
+    let addr = match &config.upstream.0 {
+        Source::Local(store) => {
+            return Reply::Answer(kind, request.id, store.answer(&request.command).await);
+        }
+        Source::Tcp(addr) => addr,
+    };
+    match send_upstream(frame, upstream, addr).await {
         Ok(len) => Reply::Relay(len),
         Err(e) => {
-            warn!(upstream = %config.upstream, "picture server unavailable: {e}");
+            warn!(upstream = %addr, "picture server unavailable: {e}");
             let answer = Answer::text(Status::Internal, format!("picture server unavailable: {e}"));
-            Reply::Frame(answer.into_frame(Some(request.command.kind()), request.id))
+            Reply::Answer(kind, request.id, answer)
         }
     }
+}
+
+/// Sends an answer made here as one binary message: the WebSocket header, the response head,
+/// then the body from its shared buffer.
+async fn send_answer<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    kind: Option<Kind>,
+    id: u32,
+    answer: Answer,
+    stall_timeout: Duration,
+) -> Result<(), String> {
+    let head = answer
+        .encode_head(kind, id)
+        .map_err(|e| format!("cannot encode a response: {e}"))?;
+    queue_binary_header(conn, head.len() + answer.body.len());
+    conn.queue(head);
+    conn.queue(answer.body);
+    conn.flush(stall_timeout)
+        .await
+        .map(drop)
+        .map_err(|e| format!("sending failed: {e}"))
 }
 
 /// Sends a checked request upstream, opening the connection on first use and again after a
 /// failure, and returns the length of the response frame.
 async fn send_upstream(
     frame: &[u8],
-    upstream: &mut Option<Upstream>,
+    upstream: &mut Option<TcpUpstream>,
     addr: &str,
 ) -> Result<usize, UpstreamError> {
     // A kept connection may have been closed by the upstream in the meantime (its idle
@@ -196,7 +218,7 @@ async fn send_upstream(
             }
         }
     }
-    let connection = upstream.insert(Upstream::connect(addr).await?);
+    let connection = upstream.insert(TcpUpstream::connect(addr).await?);
     let result = connection.send(frame).await;
     if result.is_err() {
         *upstream = None;
@@ -208,7 +230,7 @@ async fn send_upstream(
 /// by piece as it arrives.
 async fn relay<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
-    upstream: &mut Option<Upstream>,
+    upstream: &mut Option<TcpUpstream>,
     len: usize,
     stall_timeout: Duration,
 ) -> Result<(), String> {

@@ -35,6 +35,7 @@ use crate::connection::Connection;
 
 pub use bridge::BridgeConfig;
 pub use origin::OriginPolicy;
+pub use upstream::Upstream;
 
 /// The bundle may be kept for an hour; the page itself is revalidated on every load, so a new
 /// release reaches browsers at once.

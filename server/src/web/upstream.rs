@@ -1,10 +1,13 @@
-//! The bridge's TCP connection to its picture server.
+//! Where the bridge's requests are answered, and its TCP connection to a picture server
+//! elsewhere.
 //!
-//! A response is relayed in pieces as they arrive, never gathered whole: a session holds at
+//! Over TCP, a response is relayed in pieces as they arrive, never gathered whole: a session holds at
 //! most one read buffer however large the picture, and the buffer's memory is reused from one
 //! response to the next once the pieces sent before have been written.
 
+use std::fmt;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -13,12 +16,55 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+use crate::answer::Answerer;
+use crate::store::PictureStore;
+
 /// How long the bridge waits for its picture server to accept a connection or send more.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The largest piece relayed at once. Gathering this much before writing keeps system calls
 /// few (a 100 KB picture goes out in one write) while bounding a session's buffer.
 const RELAY_CHUNK: usize = 256 * 1024;
+
+/// What answers the requests the bridge has checked. Never chosen by the browser.
+#[derive(Clone)]
+pub struct Upstream(pub(super) Source);
+
+#[derive(Clone)]
+pub(super) enum Source {
+    /// This process's own store, answering as its TCP port would. The picture's shared buffer
+    /// goes straight to the WebSocket, instead of crossing loopback twice.
+    Local(Arc<dyn Answerer>),
+    /// A picture server over TCP at this address.
+    Tcp(String),
+}
+
+impl Upstream {
+    /// The pictures of this process's store.
+    pub fn local<S: PictureStore>(store: Arc<S>) -> Upstream {
+        Upstream(Source::Local(store))
+    }
+
+    /// The picture server at `addr` (HOST:PORT).
+    pub fn tcp(addr: impl Into<String>) -> Upstream {
+        Upstream(Source::Tcp(addr.into()))
+    }
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Source::Local(_) => f.write_str("this server's pictures"),
+            Source::Tcp(addr) => write!(f, "tcp://{addr}"),
+        }
+    }
+}
+
+impl fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -34,13 +80,14 @@ pub enum UpstreamError {
     Protocol(#[from] DecodeError),
 }
 
-pub struct Upstream {
+/// The bridge session's connection to a picture server over TCP.
+pub struct TcpUpstream {
     stream: TcpStream,
     buffer: BytesMut,
 }
 
-impl Upstream {
-    pub async fn connect(addr: &str) -> Result<Upstream, UpstreamError> {
+impl TcpUpstream {
+    pub async fn connect(addr: &str) -> Result<TcpUpstream, UpstreamError> {
         let connect_error = |source| UpstreamError::Connect {
             addr: addr.to_owned(),
             source,
@@ -50,14 +97,14 @@ impl Upstream {
             .map_err(|_| connect_error(io::ErrorKind::TimedOut.into()))?
             .map_err(connect_error)?;
         stream.set_nodelay(true)?;
-        Ok(Upstream {
+        Ok(TcpUpstream {
             stream,
             buffer: BytesMut::new(),
         })
     }
 
     /// Sends an encoded request and waits for the head of its response. Returns the length of
-    /// the whole response frame, whose bytes [`Upstream::next_piece`] then hands out.
+    /// the whole response frame, whose bytes [`TcpUpstream::next_piece`] then hands out.
     pub async fn send(&mut self, request: &[u8]) -> Result<usize, UpstreamError> {
         self.stream.write_all(request).await?;
         loop {

@@ -264,10 +264,6 @@ pub fn queue_binary_header<S>(conn: &mut Connection<S>, len: usize) {
     conn.queue(header(OP_BINARY, len));
 }
 
-pub fn queue_binary<S>(conn: &mut Connection<S>, payload: Bytes) {
-    queue_frame(conn, OP_BINARY, payload);
-}
-
 pub fn queue_ping<S>(conn: &mut Connection<S>) {
     queue_frame(conn, OP_PING, Bytes::new());
 }
