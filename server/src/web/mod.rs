@@ -4,6 +4,7 @@ mod bridge;
 mod origin;
 mod upstream;
 mod websocket;
+pub mod ws_frame;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

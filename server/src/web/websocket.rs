@@ -14,23 +14,17 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+use super::ws_frame::{
+    MAX_CONTROL_PAYLOAD, MAX_HEAD, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT,
+    apply_mask, parse_head, put_head,
+};
 use crate::connection::Connection;
-
-const OP_CONTINUATION: u8 = 0x0;
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-const OP_PONG: u8 = 0xA;
 
 /// Close codes this server sends.
 pub const CLOSE_NORMAL: u16 = 1000;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 pub const CLOSE_TOO_BIG: u16 = 1009;
-
-/// Control frames carry at most this much (RFC 6455, 5.5).
-const MAX_CONTROL_PAYLOAD: usize = 125;
 
 /// The `Sec-WebSocket-Accept` value for a valid upgrade request, or why it is not one.
 pub fn accept_key(headers: &HeaderMap) -> Result<String, &'static str> {
@@ -93,65 +87,39 @@ struct Frame {
 /// Decodes the first frame in `buf`: `Ok(None)` while incomplete, else the frame and the bytes
 /// it used. A frame announcing more than `max_payload` is refused from its header.
 fn parse_frame(buf: &[u8], max_payload: usize) -> Result<Option<(Frame, usize)>, WsError> {
-    let [first, second, ..] = *buf else {
+    let Some(head) = parse_head(buf) else {
         return Ok(None);
     };
-    let (fin, opcode) = (first & 0x80 != 0, first & 0x0F);
-    if first & 0x70 != 0 {
-        return Err(WsError::Protocol(CLOSE_PROTOCOL_ERROR, "reserved bits set"));
+    let refuse = |reason| Err(WsError::Protocol(CLOSE_PROTOCOL_ERROR, reason));
+    if head.reserved != 0 {
+        return refuse("reserved bits set");
     }
     if !matches!(
-        opcode,
+        head.opcode,
         OP_CONTINUATION | OP_TEXT | OP_BINARY | OP_CLOSE | OP_PING | OP_PONG
     ) {
-        return Err(WsError::Protocol(CLOSE_PROTOCOL_ERROR, "unknown opcode"));
+        return refuse("unknown opcode");
     }
-    if second & 0x80 == 0 {
-        return Err(WsError::Protocol(
-            CLOSE_PROTOCOL_ERROR,
-            "client frames must be masked",
-        ));
-    }
-    let (len, mut at) = match second & 0x7F {
-        126 => match buf.get(2..4) {
-            Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
-            None => return Ok(None),
-        },
-        127 => match buf.get(2..10).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
-            Some(b) => (u64::from_be_bytes(b), 10),
-            None => return Ok(None),
-        },
-        n => (u64::from(n), 2),
+    let Some(mask) = head.mask else {
+        return refuse("client frames must be masked");
     };
-    let control = opcode >= OP_CLOSE;
-    if control && (!fin || len > MAX_CONTROL_PAYLOAD as u64) {
-        return Err(WsError::Protocol(
-            CLOSE_PROTOCOL_ERROR,
-            "invalid control frame",
-        ));
+    if head.is_control() && !head.is_valid_control() {
+        return refuse("invalid control frame");
     }
-    if len > max_payload as u64 {
+    if head.payload_len > max_payload as u64 {
         return Err(WsError::Protocol(CLOSE_TOO_BIG, "message too big"));
     }
-    let Some(mask) = buf.get(at..at + 4) else {
-        return Ok(None);
-    };
-    let mask = [mask[0], mask[1], mask[2], mask[3]];
-    at += 4;
     // Bounded by max_payload above.
-    let end = at + len as usize;
-    let Some(masked) = buf.get(at..end) else {
+    let end = head.len + head.payload_len as usize;
+    let Some(masked) = buf.get(head.len..end) else {
         return Ok(None);
     };
-    let payload = masked
-        .iter()
-        .zip(mask.iter().cycle())
-        .map(|(b, m)| b ^ m)
-        .collect();
+    let mut payload = masked.to_vec();
+    apply_mask(&mut payload, mask);
     Ok(Some((
         Frame {
-            fin,
-            opcode,
+            fin: head.fin,
+            opcode: head.opcode,
             payload,
         },
         end,
@@ -236,19 +204,8 @@ impl Reader {
 
 /// The header of one unfragmented, unmasked frame of `len` payload bytes.
 fn header(opcode: u8, len: usize) -> Bytes {
-    let mut header = Vec::with_capacity(10);
-    header.push(0x80 | opcode);
-    match len {
-        0..=125 => header.push(len as u8),
-        126..=0xFFFF => {
-            header.push(126);
-            header.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            header.push(127);
-            header.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
+    let mut header = Vec::with_capacity(MAX_HEAD);
+    put_head(&mut header, true, opcode, len, None);
     Bytes::from(header)
 }
 
@@ -281,25 +238,13 @@ pub fn queue_close<S>(conn: &mut Connection<S>, code: u16, reason: &str) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::ws_frame::put_client_frame;
     use super::*;
 
     /// A client frame: masked, as browsers send them.
     fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x12, 0x34, 0x56, 0x78];
-        let mut out = vec![(u8::from(fin) << 7) | opcode];
-        match payload.len() {
-            n @ 0..=125 => out.push(0x80 | n as u8),
-            n @ 126..=0xFFFF => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(0x80 | 127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+        let mut out = Vec::new();
+        put_client_frame(&mut out, fin, opcode, payload, [0x12, 0x34, 0x56, 0x78]);
         out
     }
 
@@ -343,9 +288,10 @@ mod tests {
                 Err(WsError::Protocol(CLOSE_PROTOCOL_ERROR, _))
             ));
         }
+        // Refused from its head alone, before any of the payload has arrived.
         let big = client_frame(true, OP_BINARY, &[0; 200]);
         assert!(matches!(
-            parse_frame(&big[..4], 100),
+            parse_frame(&big[..8], 100),
             Err(WsError::Protocol(CLOSE_TOO_BIG, _))
         ));
     }

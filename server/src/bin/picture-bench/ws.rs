@@ -14,20 +14,14 @@ use std::hash::BuildHasher;
 
 use anyhow::{Context, anyhow, bail, ensure};
 use bytes::{Buf, BytesMut};
+use picture_server::web::ws_frame::{
+    FrameHead, MAX_HEAD, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT,
+    parse_head, put_client_frame,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-
-const OP_CONTINUATION: u8 = 0x0;
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-const OP_PONG: u8 = 0xA;
-
-/// Control frames carry at most this much (RFC 6455, 5.5).
-const MAX_CONTROL_PAYLOAD: usize = 125;
 
 /// The largest handshake response accepted.
 const MAX_HANDSHAKE: usize = 16 * 1024;
@@ -108,13 +102,13 @@ impl WsClient {
 
     /// Queues `payload` as one binary message; it leaves with the next [`WsClient::flush`].
     pub fn queue(&mut self, payload: &[u8]) {
-        queue_frame(&mut self.out, OP_BINARY, payload, self.masks.next());
+        put_client_frame(&mut self.out, true, OP_BINARY, payload, self.masks.next());
     }
 
     /// Sends everything queued, pongs included.
     pub async fn flush(&mut self) -> anyhow::Result<()> {
         for pong in self.unframer.pings.drain(..) {
-            queue_frame(&mut self.out, OP_PONG, &pong, self.masks.next());
+            put_client_frame(&mut self.out, true, OP_PONG, &pong, self.masks.next());
         }
         self.socket.write_all(&self.out).await?;
         self.out.clear();
@@ -131,7 +125,7 @@ impl WsClient {
             let start = buf.len();
             // The start of a frame left over from the last read goes back in front of what is
             // read now, so that frames are always parsed from one slice.
-            buf.reserve(self.unframer.pending.len() + room + MAX_HEADER);
+            buf.reserve(self.unframer.pending.len() + room + MAX_HEAD);
             buf.extend_from_slice(&self.unframer.pending);
             self.unframer.pending.clear();
             // Bytes that came with the handshake response may hold whole frames already.
@@ -173,49 +167,19 @@ fn check_upgrade(response: &httparse::Response, key: &str) -> anyhow::Result<()>
     Ok(())
 }
 
-/// The longest header of a frame from a server (no mask).
-const MAX_HEADER: usize = 10;
-
-/// One frame header from the server.
-#[derive(Debug, PartialEq, Eq)]
-struct Header {
-    opcode: u8,
-    /// Bytes the header takes.
-    len: usize,
-    payload_len: u64,
-}
-
-/// Parses the header at the start of `bytes`, or `None` if it has not arrived whole.
-fn parse_header(bytes: &[u8]) -> anyhow::Result<Option<Header>> {
-    let [first, second, ..] = *bytes else {
+/// Parses the head at the start of `bytes`, or `None` if it has not arrived whole, and checks
+/// that a server may send it.
+fn server_head(bytes: &[u8]) -> anyhow::Result<Option<FrameHead>> {
+    let Some(head) = parse_head(bytes) else {
         return Ok(None);
     };
-    ensure!(first & 0x70 == 0, "the server set reserved frame bits");
-    ensure!(second & 0x80 == 0, "the server masked a frame");
-    let (len, payload_len) = match second & 0x7F {
-        126 => match bytes.get(2..4) {
-            Some(b) => (4, u64::from(u16::from_be_bytes([b[0], b[1]]))),
-            None => return Ok(None),
-        },
-        127 => match bytes.get(2..10).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
-            Some(b) => (10, u64::from_be_bytes(b)),
-            None => return Ok(None),
-        },
-        short => (2, u64::from(short)),
-    };
-    let opcode = first & 0x0F;
-    if opcode & 0x08 != 0 {
-        ensure!(first & 0x80 != 0, "the server fragmented a control frame");
-        ensure!(
-            payload_len <= MAX_CONTROL_PAYLOAD as u64,
-            "the server sent a control frame over {MAX_CONTROL_PAYLOAD} bytes"
-        );
-    }
-    Ok(Some(Header {
-        opcode,
-        len,
-        payload_len,
-    }))
+    ensure!(head.reserved == 0, "the server set reserved frame bits");
+    ensure!(head.mask.is_none(), "the server masked a frame");
+    ensure!(
+        !head.is_control() || head.is_valid_control(),
+        "the server sent a fragmented or oversized control frame"
+    );
+    Ok(Some(head))
 }
 
 /// Takes the frame headers and control frames out of what the socket delivered, leaving the
@@ -252,32 +216,33 @@ impl Unframer {
                 self.payload_left -= n as u64;
                 continue;
             }
-            let Some(header) = parse_header(&buf[read..])? else {
+            let Some(head) = server_head(&buf[read..])? else {
                 self.pending.extend_from_slice(&buf[read..]);
                 break;
             };
-            match header.opcode {
+            match head.opcode {
                 OP_BINARY | OP_CONTINUATION => {
-                    self.payload_left = header.payload_len;
-                    let after = buf.len() - read - header.len;
+                    self.payload_left = head.payload_len;
+                    let after = buf.len() - read - head.len;
                     if write == read && write < after {
-                        // Cheaper to move what comes before the header up over it.
-                        buf.copy_within(..write, header.len);
-                        buf.advance(header.len);
+                        // Cheaper to move what comes before the head up over it.
+                        buf.copy_within(..write, head.len);
+                        buf.advance(head.len);
                     } else {
-                        read += header.len;
+                        read += head.len;
                     }
                 }
                 OP_TEXT => bail!("the server sent a text message instead of a binary one"),
                 OP_CLOSE => self.closed = true,
                 OP_PING | OP_PONG => {
-                    let end = read + header.len + header.payload_len as usize;
+                    // Short: checked by server_head.
+                    let end = read + head.len + head.payload_len as usize;
                     if end > buf.len() {
                         self.pending.extend_from_slice(&buf[read..]);
                         break;
                     }
-                    if header.opcode == OP_PING {
-                        self.pings.push(buf[read + header.len..end].to_vec());
+                    if head.opcode == OP_PING {
+                        self.pings.push(buf[read + head.len..end].to_vec());
                     }
                     read = end;
                 }
@@ -287,24 +252,6 @@ impl Unframer {
         buf.truncate(write);
         Ok(write - start)
     }
-}
-
-/// Appends one whole client frame: FIN set, payload masked with `mask`.
-fn queue_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4]) {
-    out.push(0x80 | opcode);
-    match payload.len() {
-        len @ 0..=125 => out.push(0x80 | len as u8),
-        len @ 126..=0xFFFF => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
 }
 
 /// Masking keys for outgoing frames (xorshift64*, seeded per connection by the standard
@@ -329,15 +276,14 @@ impl MaskSource {
 
 #[cfg(test)]
 mod tests {
+    use picture_server::web::ws_frame::put_head;
+
     use super::*;
 
     fn server_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
         let mut frame = Vec::new();
-        queue_frame(&mut frame, opcode, payload, [0; 4]);
-        // A server's frame: the same without the mask bit and key.
-        frame[1] &= 0x7F;
-        let header = frame.len() - payload.len() - 4;
-        frame.drain(header..header + 4);
+        put_head(&mut frame, true, opcode, payload.len(), None);
+        frame.extend_from_slice(payload);
         frame
     }
 
@@ -423,18 +369,7 @@ mod tests {
     }
 
     #[test]
-    fn client_frames_are_masked() {
-        let mut out = Vec::new();
-        let mask = [0x11, 0x22, 0x33, 0x44];
-        queue_frame(&mut out, OP_BINARY, b"abcde", mask);
-        let unmasked: Vec<u8> = out[6..]
-            .iter()
-            .zip(mask.iter().cycle())
-            .map(|(b, m)| b ^ m)
-            .collect();
-        assert_eq!(&out[..6], &[0x82, 0x85, 0x11, 0x22, 0x33, 0x44]);
-        assert_eq!(unmasked, b"abcde");
-
+    fn masks_vary() {
         let mut masks = MaskSource::new();
         assert_ne!(masks.next(), masks.next());
     }
