@@ -13,8 +13,8 @@
 //! * [`store`]: where pictures come from, behind the [`store::PictureStore`] trait.
 //! * [`limits`]: every bound a client is held to.
 //! * [`client`]: the framed-protocol client used by `picture-client` and the tests.
-//! * [`web`]: the HTTP server for the browser page and the WebSocket bridge that forwards the
-//!   page's requests to a picture server over TCP.
+//! * [`web`]: the HTTP server for the browser page and the WebSocket bridge that answers the
+//!   page's requests from the same store, or forwards them to a picture server over TCP.
 //! * [`shutdown`]: Ctrl-C and SIGTERM as one future.
 
 #![forbid(unsafe_code)]
