@@ -34,24 +34,7 @@ pub async fn serve<S: PictureStore>(
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let rejections = Arc::new(Semaphore::new(MAX_BUSY_REJECTIONS));
     let tracker = TaskTracker::new();
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                warn!("accept failed: {e}");
-                sleep(ACCEPT_ERROR_BACKOFF).await;
-                continue;
-            }
-        };
-        // Responses are written whole; waiting to coalesce them only adds latency.
-        if let Err(e) = stream.set_nodelay(true) {
-            warn!(%peer, "cannot set TCP_NODELAY: {e}");
-        }
+    while let Some((stream, peer)) = next_connection(&listener, &shutdown).await {
         if let Ok(permit) = connections.clone().try_acquire_owned() {
             let (store, limits, shutdown) = (store.clone(), limits.clone(), shutdown.clone());
             tracker.spawn(async move {
@@ -80,6 +63,34 @@ pub async fn serve<S: PictureStore>(
             connections = tracker.len(),
             "shutdown grace period over: closing the remaining connections"
         );
+    }
+}
+
+/// The next connection, with Nagle's algorithm off (responses are written whole; waiting to
+/// coalesce them only adds latency), or `None` once `shutdown` is cancelled. A failed accept
+/// (out of file descriptors, say) is logged and retried after a pause.
+pub(crate) async fn next_connection(
+    listener: &TcpListener,
+    shutdown: &CancellationToken,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return None,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                if let Err(e) = stream.set_nodelay(true) {
+                    warn!(%peer, "cannot set TCP_NODELAY: {e}");
+                }
+                return Some((stream, peer));
+            }
+            Err(e) => {
+                warn!("accept failed: {e}");
+                sleep(ACCEPT_ERROR_BACKOFF).await;
+            }
+        }
     }
 }
 
