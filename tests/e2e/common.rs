@@ -220,6 +220,8 @@ pub fn web_config(www: &Path, upstream: Upstream) -> WebConfig {
             max_request_payload: picture_protocol::MAX_REQUEST_PAYLOAD,
         },
         origins: OriginPolicy::default(),
+        max_connections: 1024,
+        request_timeout: Duration::from_secs(10),
         max_sessions: 256,
         max_message: 64 * 1024,
         shutdown_grace: Duration::from_secs(10),
@@ -230,7 +232,7 @@ pub fn web_config(www: &Path, upstream: Upstream) -> WebConfig {
 pub struct WebServer {
     pub addr: SocketAddr,
     shutdown: CancellationToken,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<()>,
 }
 
 impl WebServer {

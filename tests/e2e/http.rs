@@ -1,7 +1,11 @@
-//! The page's HTTP side: content types, caching, and nothing reachable outside `www/`.
+//! The page's HTTP side: content types, caching, nothing reachable outside `www/`, and the
+//! bounds on connections and on slow or idle clients.
+
+use std::time::Duration;
 
 use picture_server::web::Upstream;
 use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 use crate::common::*;
 
@@ -111,4 +115,66 @@ async fn shipped_page_is_served() {
     let (status, _, wasm) = fetch(&web, "/pkg/picture_web_bg.wasm").await;
     assert_eq!(status, 200);
     assert!(wasm.starts_with(b"\0asm"));
+}
+
+/// The repository's page with these HTTP limits, and a bridge whose upstream is never used.
+async fn limited_web(max_connections: usize, request_timeout: Duration) -> WebServer {
+    let mut config = web_config(&www_dir(), Upstream::tcp("127.0.0.1:1"));
+    config.max_connections = max_connections;
+    config.request_timeout = request_timeout;
+    WebServer::start(config).await
+}
+
+async fn send(stream: &mut TcpStream, bytes: &[u8]) {
+    stream
+        .write_all(bytes)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test]
+async fn slow_headers_and_idle_keep_alive_connections_are_closed() {
+    let web = limited_web(16, Duration::from_millis(300)).await;
+    // Headers that never end: the connection is closed (read_to_end gives up after a while,
+    // failing the test, if it is not), and nothing is served.
+    let mut slow = connect(web.addr).await;
+    send(&mut slow, b"GET / HTTP/1.1\r\nHost: x\r\n").await;
+    let answer = read_to_end(&mut slow).await;
+    assert!(
+        !answer.starts_with(b"HTTP/1.1 200"),
+        "served an unfinished request"
+    );
+    // A kept-alive connection gets its page, then is closed once it sits idle.
+    let mut idle = connect(web.addr).await;
+    send(&mut idle, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let answer = read_to_end(&mut idle).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "the page was served first"
+    );
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_are_closed_and_freed_slots_serve_again() {
+    let web = limited_web(2, Duration::from_secs(30)).await;
+    let held = [connect(web.addr).await, connect(web.addr).await];
+    let mut third = connect(web.addr).await;
+    assert!(read_to_end(&mut third).await.is_empty(), "closed at once");
+    drop(held);
+    // The slots come back once the server has seen those two close.
+    within(async {
+        loop {
+            let mut stream = connect(web.addr).await;
+            send(
+                &mut stream,
+                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .await;
+            if read_to_end(&mut stream).await.starts_with(b"HTTP/1.1 200") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
 }

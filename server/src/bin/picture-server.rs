@@ -53,9 +53,6 @@ struct ServeArgs {
     /// Connections served at once; more get a "busy" answer.
     #[arg(long, env = "PICTURE_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
     max_connections: usize,
-    /// Seconds a client may take to send a whole request.
-    #[arg(long, env = "PICTURE_REQUEST_TIMEOUT", default_value = "10", value_parser = seconds)]
-    request_timeout: Duration,
     /// Picture server the bridge forwards to over TCP, HOST:PORT [default: none; the bridge
     /// answers from this process's own pictures].
     #[arg(long, env = "PICTURE_UPSTREAM")]
@@ -79,6 +76,14 @@ struct WebArgs {
         value_delimiter = ','
     )]
     allow_origins: Vec<String>,
+    /// Seconds a client may take to send a whole request (over TCP, or an HTTP request's
+    /// headers); also how long a kept-alive HTTP connection may sit idle.
+    #[arg(long, env = "PICTURE_REQUEST_TIMEOUT", default_value = "10", value_parser = seconds)]
+    request_timeout: Duration,
+    /// HTTP connections at once (WebSocket sessions count against --max-ws-sessions); more are
+    /// closed.
+    #[arg(long, env = "PICTURE_MAX_HTTP_CONNECTIONS", default_value_t = 1024)]
+    max_http_connections: usize,
     /// WebSocket sessions at once; more are refused with 503.
     #[arg(long, env = "PICTURE_MAX_WS_SESSIONS", default_value_t = 256)]
     max_ws_sessions: usize,
@@ -164,7 +169,7 @@ async fn start_server(
     let limits = Limits {
         max_connections: args.max_connections,
         idle_timeout: args.web.idle_timeout,
-        request_timeout: args.request_timeout,
+        request_timeout: args.web.request_timeout,
         max_request_payload: args.web.max_request_size,
         shutdown_grace: args.web.shutdown_grace,
     };
@@ -207,14 +212,12 @@ async fn start_web(
             max_request_payload: args.max_request_size,
         },
         origins: OriginPolicy::new(args.allow_origins.iter().cloned()),
+        max_connections: args.max_http_connections,
+        request_timeout: args.request_timeout,
         max_sessions: args.max_ws_sessions,
         max_message: args.max_ws_message,
         shutdown_grace: args.shutdown_grace,
     };
     let shutdown = shutdown.clone();
-    Ok(tokio::spawn(async move {
-        if let Err(e) = serve_web(listener, config, shutdown).await {
-            tracing::error!("web server failed: {e}");
-        }
-    }))
+    Ok(tokio::spawn(serve_web(listener, config, shutdown)))
 }

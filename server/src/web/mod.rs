@@ -1,4 +1,5 @@
-//! The HTTP side: the page, its wasm bundle, and the WebSocket bridge at `/ws`.
+//! The HTTP side: the page, its wasm bundle, and the WebSocket bridge at `/ws`, served over
+//! HTTP/1.1 with a bound on connections and on how long a request may take to arrive.
 
 mod bridge;
 mod origin;
@@ -8,6 +9,7 @@ pub mod ws_frame;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,18 +23,22 @@ use axum::http::header::{
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hyper::server::conn::http1;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower_http::add_extension::AddExtension;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::connection::Connection;
+use crate::server::next_connection;
 
 pub use bridge::BridgeConfig;
 pub use origin::OriginPolicy;
@@ -58,6 +64,12 @@ pub struct WebConfig {
     pub www: PathBuf,
     pub bridge: BridgeConfig,
     pub origins: OriginPolicy,
+    /// HTTP connections at once; further ones are closed. An upgraded connection counts
+    /// against `max_sessions` instead.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may sit idle.
+    pub request_timeout: Duration,
     /// WebSocket sessions at once; further handshakes get 503.
     pub max_sessions: usize,
     /// Largest WebSocket message accepted; a larger one ends the session.
@@ -75,14 +87,12 @@ struct WebState {
     shutdown: CancellationToken,
 }
 
-/// Serves the page and the bridge until `shutdown` is cancelled.
-pub async fn serve_web(
-    listener: TcpListener,
-    config: WebConfig,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
+/// Serves the page and the bridge until `shutdown` is cancelled, then waits (at most the
+/// shutdown grace period) for requests and sessions in flight.
+pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: CancellationToken) {
     let www = config.www.clone();
     let grace = config.shutdown_grace;
+    let (max_connections, request_timeout) = (config.max_connections, config.request_timeout);
     let tracker = TaskTracker::new();
     let state = Arc::new(WebState {
         sessions: Arc::new(Semaphore::new(config.max_sessions)),
@@ -106,20 +116,58 @@ pub async fn serve_web(
             CONTENT_SECURITY_POLICY,
             CONTENT_SECURITY_POLICY_VALUE,
         ));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await?;
+    let connections = Arc::new(Semaphore::new(max_connections));
+    while let Some((socket, peer)) = next_connection(&listener, &shutdown).await {
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            warn!(%peer, "over the HTTP connection limit: closed");
+            continue;
+        };
+        let (app, shutdown) = (app.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            serve_http(socket, peer, app, request_timeout, shutdown).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
     tracker.close();
     if timeout(grace, tracker.wait()).await.is_err() {
         warn!(
-            sessions = tracker.len(),
-            "shutdown grace period over: closing the remaining WebSocket sessions"
+            connections = tracker.len(),
+            "shutdown grace period over: closing the remaining HTTP connections and WebSocket \
+             sessions"
         );
     }
-    Ok(())
+}
+
+/// Serves one HTTP/1.1 connection, here rather than through `axum::serve` for the timeout: a
+/// client gets `request_timeout` to send each request's headers, counted from the end of the
+/// previous response, so neither a slow sender nor an idle keep-alive connection holds its
+/// slot for long.
+async fn serve_http(
+    socket: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    request_timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    let service = TowerToHyperService::new(AddExtension::new(app, ConnectInfo(peer)));
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(request_timeout)
+        .serve_connection(TokioIo::new(socket), service)
+        .with_upgrades();
+    let mut connection = pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = shutdown.cancelled() => {
+            // Finishes the request in flight, then closes.
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        debug!(%peer, "HTTP connection ended: {e}");
+    }
 }
 
 fn header(
