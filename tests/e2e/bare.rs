@@ -1,7 +1,5 @@
 //! Bare-choice mode: what the original client does.
 
-use tokio::io::AsyncWriteExt;
-
 use crate::common::*;
 
 #[tokio::test]
@@ -54,10 +52,7 @@ async fn bare_client_that_keeps_its_side_open_still_gets_eof() {
     let server = TestServer::start().await;
     let pictures = catalog(server.addr).await;
     let mut stream = connect(server.addr).await;
-    stream
-        .write_all(b"1")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    send(&mut stream, b"1").await;
     let bytes = read_to_end(&mut stream).await;
     assert!(bytes == asset_bytes(&pictures[0].name));
 }

@@ -4,7 +4,6 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 
 use picture_protocol::PictureInfo;
-use tokio::io::AsyncWriteExt;
 
 use crate::common::*;
 
@@ -23,10 +22,7 @@ async fn client(server: &str, args: &[&str], dir: &Path, stdin: &[u8]) -> Output
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
     if let Some(mut input) = child.stdin.take() {
-        input
-            .write_all(stdin)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        send(&mut input, stdin).await;
     }
     within(child.wait_with_output())
         .await

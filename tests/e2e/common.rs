@@ -12,7 +12,7 @@ use picture_protocol::{
 use picture_server::Limits;
 use picture_server::store::FolderStore;
 use picture_server::web::{BridgeConfig, OriginPolicy, Upstream, WebConfig, serve_web};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -172,13 +172,17 @@ pub async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Respons
     }
 }
 
+/// Writes all of `bytes`.
+pub async fn send(stream: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) {
+    within(stream.write_all(bytes))
+        .await
+        .unwrap_or_else(|e| panic!("write: {e}"));
+}
+
 /// Sends one request on a new connection and returns the response.
 pub async fn call(addr: SocketAddr, command: Command) -> Response {
     let mut stream = connect(addr).await;
-    stream
-        .write_all(&frame(1, command))
-        .await
-        .unwrap_or_else(|e| panic!("write: {e}"));
+    send(&mut stream, &frame(1, command)).await;
     read_response(&mut stream, &mut Vec::new()).await
 }
 
@@ -190,10 +194,7 @@ pub async fn catalog(addr: SocketAddr) -> Vec<PictureInfo> {
 /// Writes `bytes` and reads until the server closes the connection.
 pub async fn exchange_raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
     let mut stream = connect(addr).await;
-    stream
-        .write_all(bytes)
-        .await
-        .unwrap_or_else(|e| panic!("write: {e}"));
+    send(&mut stream, bytes).await;
     read_to_end(&mut stream).await
 }
 

@@ -2,7 +2,6 @@
 
 use picture_protocol::{CATALOG_MIME, Command, Kind, Selector, Status};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use crate::common::*;
 
@@ -102,10 +101,7 @@ async fn unsupported_variant_is_a_bad_request_and_the_connection_lives_on() {
     });
     let mut bytes = frame(5, variant);
     bytes.extend(frame(6, Command::Ping));
-    stream
-        .write_all(&bytes)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    send(&mut stream, &bytes).await;
     let mut buf = Vec::new();
     let first = read_response(&mut stream, &mut buf).await;
     assert_eq!((first.head.id, first.head.status), (5, Status::BadRequest));
@@ -131,10 +127,7 @@ async fn pipelined_requests_come_back_in_order() {
         expected.push((id, command.kind()));
         batch.extend(frame(id, command));
     }
-    stream
-        .write_all(&batch)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    send(&mut stream, &batch).await;
     let mut buf = Vec::new();
     for (id, kind) in expected {
         let r = read_response(&mut stream, &mut buf).await;
@@ -204,10 +197,7 @@ async fn protocol_md_examples_match_the_server() {
             continue;
         };
         let mut stream = connect(server.addr).await;
-        stream
-            .write_all(&request)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        send(&mut stream, &request).await;
         let response = read_response(&mut stream, &mut Vec::new()).await;
         let encoded = response.encode().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(

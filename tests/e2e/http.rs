@@ -4,8 +4,6 @@
 use std::time::Duration;
 
 use picture_server::web::Upstream;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::common::*;
 
@@ -16,10 +14,7 @@ async fn fetch(web: &WebServer, target: &str) -> (u16, String, Vec<u8>) {
         "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
         web.addr
     );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    send(&mut stream, request.as_bytes()).await;
     let response = read_to_end(&mut stream).await;
     let split = response
         .windows(4)
@@ -123,13 +118,6 @@ async fn limited_web(max_connections: usize, request_timeout: Duration) -> WebSe
     config.max_connections = max_connections;
     config.request_timeout = request_timeout;
     WebServer::start(config).await
-}
-
-async fn send(stream: &mut TcpStream, bytes: &[u8]) {
-    stream
-        .write_all(bytes)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[tokio::test]

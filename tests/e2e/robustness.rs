@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use picture_protocol::{Command, Kind, Selector, Status};
 use picture_server::Limits;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use crate::common::*;
 
@@ -30,10 +30,7 @@ async fn garbage_after_the_magic_byte_gets_bad_request_and_close() {
         ],
     ] {
         let mut stream = connect(server.addr).await;
-        stream
-            .write_all(garbage)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        send(&mut stream, garbage).await;
         let mut buf = Vec::new();
         let r = read_response(&mut stream, &mut buf).await;
         assert!(
@@ -56,10 +53,7 @@ async fn garbage_after_a_good_request_answers_both() {
     let mut stream = connect(server.addr).await;
     let mut bytes = frame(1, Command::Ping);
     bytes.extend_from_slice(&[0xFB, 0x01, 0x55, 0x00, 0, 0, 0, 2, 0, 0]);
-    stream
-        .write_all(&bytes)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    send(&mut stream, &bytes).await;
     let mut buf = Vec::new();
     let first = read_response(&mut stream, &mut buf).await;
     assert_eq!((first.head.id, first.head.status), (1, Status::Ok));
@@ -96,10 +90,11 @@ async fn oversized_length_field_gets_too_large_with_the_id() {
     let server = TestServer::start().await;
     let mut stream = connect(server.addr).await;
     // A GET announcing 65535 payload bytes, far over the limit.
-    stream
-        .write_all(&[0xFB, 0x01, 0x02, 0x00, 0, 0, 0x30, 0x39, 0xFF, 0xFF])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    send(
+        &mut stream,
+        &[0xFB, 0x01, 0x02, 0x00, 0, 0, 0x30, 0x39, 0xFF, 0xFF],
+    )
+    .await;
     let r = read_response(&mut stream, &mut Vec::new()).await;
     assert_eq!(r.head.status, Status::TooLarge);
     assert_eq!((r.head.id, r.head.kind), (12345, Some(Kind::Get)));
@@ -128,10 +123,7 @@ async fn stalled_half_request_is_dropped_and_frees_its_slot() {
     };
     let server = TestServer::start_with(&assets_dir(), limits).await;
     let mut stalled = connect(server.addr).await;
-    stalled
-        .write_all(&frame(1, Command::Ping)[..5])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    send(&mut stalled, &frame(1, Command::Ping)[..5]).await;
     // The server gives up on it and closes the connection...
     assert!(read_to_end(&mut stalled).await.is_empty());
     // ...so the only slot is free again.
@@ -159,10 +151,7 @@ async fn idle_framed_connection_is_closed() {
     };
     let server = TestServer::start_with(&assets_dir(), limits).await;
     let mut stream = connect(server.addr).await;
-    stream
-        .write_all(&frame(1, Command::Ping))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    send(&mut stream, &frame(1, Command::Ping)).await;
     let mut buf = Vec::new();
     assert_eq!(
         read_response(&mut stream, &mut buf).await.head.status,
@@ -181,18 +170,17 @@ async fn client_vanishing_mid_transfer_does_not_disturb_others() {
         .unwrap_or_else(|| panic!("empty catalog"));
     for _ in 0..10 {
         let mut stream = connect(server.addr).await;
-        stream
-            .write_all(&frame(1, get(Selector::Number(largest.number))))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        send(
+            &mut stream,
+            &frame(1, get(Selector::Number(largest.number))),
+        )
+        .await;
         let mut some = [0u8; 1000];
         let _ = within(stream.read(&mut some)).await;
         drop(stream);
         // The same, in bare mode.
         let mut bare = connect(server.addr).await;
-        bare.write_all(largest.number.to_string().as_bytes())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        send(&mut bare, largest.number.to_string().as_bytes()).await;
         drop(bare);
     }
     assert_still_serving(&server).await;
@@ -209,10 +197,7 @@ async fn over_the_connection_limit_gets_busy() {
     let mut held = Vec::new();
     for id in 0..2 {
         let mut stream = connect(server.addr).await;
-        stream
-            .write_all(&frame(id, Command::Ping))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        send(&mut stream, &frame(id, Command::Ping)).await;
         let r = read_response(&mut stream, &mut Vec::new()).await;
         assert_eq!(r.head.status, Status::Ok);
         held.push(stream);

@@ -3,7 +3,7 @@
 use std::process::Stdio;
 
 use picture_protocol::{Command, Selector, Status};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::TcpSocket;
 
 use crate::common::*;
@@ -27,13 +27,11 @@ async fn shutdown_finishes_the_transfer_in_flight() {
     let mut stream = within(socket.connect(addr))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    stream
-        .write_all(&crate::common::frame(
-            7,
-            get(Selector::Number(largest.number)),
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    send(
+        &mut stream,
+        &crate::common::frame(7, get(Selector::Number(largest.number))),
+    )
+    .await;
     let mut first = [0u8; 1];
     within(stream.read_exact(&mut first))
         .await
@@ -59,9 +57,7 @@ async fn shutdown_finishes_the_transfer_in_flight() {
 async fn shutdown_closes_idle_connections_at_once() {
     let server = TestServer::start().await;
     let mut idle = connect(server.addr).await;
-    idle.write_all(&frame(1, Command::Ping))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    send(&mut idle, &frame(1, Command::Ping)).await;
     let _ = read_response(&mut idle, &mut Vec::new()).await;
     let stopped = server.begin_shutdown();
     assert!(read_to_end(&mut idle).await.is_empty());
