@@ -330,4 +330,31 @@ mod tests {
         set(&mut headers, SEC_WEBSOCKET_VERSION, "8");
         assert!(accept_key(&headers).is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn client_frames_parse_whole_and_wait_when_cut(
+            fin: bool,
+            opcode in 0u8..3,
+            payload in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            mask: [u8; 4],
+            cut: proptest::sample::Index,
+        ) {
+            let mut bytes = Vec::new();
+            put_client_frame(&mut bytes, fin, opcode, &payload, mask);
+            let whole = parse_frame(&bytes, 1 << 20);
+            let expected = Frame { fin, opcode, payload: payload.clone() };
+            proptest::prop_assert!(matches!(whole, Ok(Some((ref f, n))) if *f == expected && n == bytes.len()));
+            let cut = cut.index(bytes.len());
+            proptest::prop_assert!(matches!(parse_frame(&bytes[..cut], 1 << 20), Ok(None)));
+        }
+
+        #[test]
+        fn any_bytes_get_a_frame_an_error_or_a_wait(bytes: Vec<u8>, max in 0usize..300) {
+            if let Ok(Some((frame, used))) = parse_frame(&bytes, max) {
+                proptest::prop_assert!(used <= bytes.len());
+                proptest::prop_assert!(frame.payload.len() <= max);
+            }
+        }
+    }
 }

@@ -156,4 +156,29 @@ mod tests {
         let head = parse_head(&[0x02, 0x00]).unwrap_or_else(|| panic!("whole"));
         assert!(!head.is_control());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_head_reads_back_as_written(
+            fin: bool,
+            opcode in 0u8..16,
+            len in proptest::prop_oneof![0usize..200, 0usize..=0x1_0010],
+            mask: Option<[u8; 4]>,
+        ) {
+            let mut out = Vec::new();
+            put_head(&mut out, fin, opcode, len, mask);
+            let head = parse_head(&out);
+            proptest::prop_assert_eq!(
+                head.map(|h| (h.fin, h.reserved, h.opcode, h.mask, h.payload_len, h.len)),
+                Some((fin, 0, opcode, mask, len as u64, out.len()))
+            );
+        }
+
+        #[test]
+        fn any_bytes_parse_without_panicking(bytes: Vec<u8>) {
+            if let Some(head) = parse_head(&bytes) {
+                proptest::prop_assert!(head.len <= bytes.len() && head.len <= MAX_HEAD);
+            }
+        }
+    }
 }
