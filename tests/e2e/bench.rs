@@ -25,12 +25,18 @@ async fn run_bench(server: &str, args: &[&str]) -> Output {
 
 /// Runs a successful bench and returns its JSON report (the last line of its output).
 async fn bench(server: &str, args: &[&str]) -> Value {
+    bench_with_stderr(server, args).await.0
+}
+
+/// [`bench`], and what the bench wrote on standard error.
+async fn bench_with_stderr(server: &str, args: &[&str]) -> (Value, String) {
     let out = run_bench(server, &[args, &["--json"]].concat()).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
+    let report = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    (report, stderr.into_owned())
 }
 
 /// Asserts that exactly `requests` were measured, all of them answered right.
@@ -250,13 +256,8 @@ async fn bodies_that_differ_are_counted_as_mismatches() {
 async fn idle_connections_are_held_and_counted() {
     let server = TestServer::start().await;
     let tcp = format!("tcp://{}", server.addr);
-    let out = run_bench(&tcp, &["--idle", "50", "--duration", "0.5", "--json"]).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (report, stderr) = bench_with_stderr(&tcp, &["--idle", "50", "--duration", "0.5"]).await;
     assert!(stderr.contains("holding 50 connections"), "{stderr}");
-    let last = stdout.lines().last().unwrap_or_default();
-    let report: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert_eq!(report["mode"], "idle");
     assert_eq!(report["connections"], 50);
     assert_eq!(report["alive"], 50);
