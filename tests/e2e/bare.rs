@@ -1,12 +1,14 @@
 //! Bare-choice mode: what the original client does.
 
+use tokio::io::AsyncWriteExt;
+
 use crate::common::*;
 
 #[tokio::test]
 async fn bare_number_gets_the_raw_picture_then_eof() {
     let server = TestServer::start().await;
     let pictures = catalog(server.addr).await;
-    // Exactly what the original client does: send b"1", read to EOF.
+    // Exactly what the original client does: send b"1", keep its side open, read to EOF.
     let bytes = exchange_raw(server.addr, b"1").await;
     assert!(bytes == asset_bytes(&pictures[0].name));
 }
@@ -47,12 +49,17 @@ async fn bare_unknown_choice_gets_the_not_found_picture() {
 }
 
 #[tokio::test]
-async fn bare_client_that_keeps_its_side_open_still_gets_eof() {
-    // The original client never shuts down its sending side: it waits for the server to close.
+async fn bare_client_that_closes_its_sending_side_still_gets_the_picture() {
+    // The original client keeps its side open (see above); one-shot tools such as
+    // `printf 1 | nc` close it right after the choice.
     let server = TestServer::start().await;
     let pictures = catalog(server.addr).await;
     let mut stream = connect(server.addr).await;
     send(&mut stream, b"1").await;
+    stream
+        .shutdown()
+        .await
+        .unwrap_or_else(|e| panic!("shutdown: {e}"));
     let bytes = read_to_end(&mut stream).await;
     assert!(bytes == asset_bytes(&pictures[0].name));
 }

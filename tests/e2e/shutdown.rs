@@ -70,7 +70,13 @@ async fn shutdown_closes_idle_connections_at_once() {
 #[tokio::test]
 async fn server_binary_exits_cleanly_on_sigterm() {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
-        .args(["--tcp-addr", "127.0.0.1:0", "--assets"])
+        .args([
+            "--tcp-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--assets",
+        ])
         .arg(assets_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -88,8 +94,14 @@ async fn server_binary_exits_cleanly_on_sigterm() {
         .next()
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("no address in {banner:?}"));
-    assert!(banner.contains("pictures"), "{banner}");
+    let shipped = manifest_names().len();
+    assert!(banner.contains(&format!("{shipped} pictures")), "{banner}");
     assert_eq!(call(addr, Command::Ping).await.head.status, Status::Ok);
+    let page = within(lines.next_line())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no page line"));
+    assert!(page.contains("page at http://127.0.0.1:"), "{page}");
 
     let pid = child.id().unwrap_or_else(|| panic!("no pid"));
     let kill = tokio::process::Command::new("kill")
