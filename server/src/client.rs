@@ -64,20 +64,22 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `HOST:PORT` over TCP, or to a bridge given as a `ws://` URL.
+    /// Connects to `HOST:PORT` (or `tcp://HOST:PORT`, as the server prints it) over TCP, or
+    /// to a bridge given as a `ws://` URL.
     pub async fn connect(server: &str) -> Result<Client, ClientError> {
         let connect_error = |reason: String| ClientError::Connect {
             addr: server.to_owned(),
             reason,
         };
-        let transport = if server.starts_with("ws://") || server.starts_with("wss://") {
+        let transport = if server.starts_with("ws://") {
             let (socket, _) = timeout(IO_TIMEOUT, tokio_tungstenite::connect_async(server))
                 .await
                 .map_err(|_| connect_error("timed out".into()))?
                 .map_err(|e| connect_error(e.to_string()))?;
             Transport::WebSocket(Box::new(socket))
         } else {
-            let stream = timeout(IO_TIMEOUT, TcpStream::connect(server))
+            let addr = server.strip_prefix("tcp://").unwrap_or(server);
+            let stream = timeout(IO_TIMEOUT, TcpStream::connect(addr))
                 .await
                 .map_err(|_| connect_error("timed out".into()))?
                 .map_err(|e| connect_error(e.to_string()))?;

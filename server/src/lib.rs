@@ -12,14 +12,16 @@
 //! * `answer`: what each request gets, whatever mode it came in.
 //! * [`store`]: where pictures come from, behind the [`store::PictureStore`] trait.
 //! * [`limits`]: every bound a client is held to.
-//! * [`client`]: the framed-protocol client used by `picture-client` and the tests.
+//! * [`client`]: the framed-protocol client (TCP or WebSocket) used by `picture-client`.
 //! * [`web`]: the HTTP server for the browser page and the WebSocket bridge that answers the
 //!   page's requests from the same store, or forwards them to a picture server over TCP.
 //! * [`shutdown`]: Ctrl-C and SIGTERM as one future.
+//! * [`args`]: argument errors as one line and exit code 1, for the binaries.
 
 #![forbid(unsafe_code)]
 
 mod answer;
+pub mod args;
 pub mod client;
 mod connection;
 pub mod limits;

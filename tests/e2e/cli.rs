@@ -124,9 +124,23 @@ async fn get_unknown_exits_two_and_writes_nothing() {
 async fn ping_exits_zero() {
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let out = client(&server.addr.to_string(), &["ping"], dir.path(), b"").await;
-    assert!(out.status.success());
-    assert!(text(&out.stdout).contains("answered"));
+    // Both the plain address and the form the server's banner prints.
+    for addr in [server.addr.to_string(), format!("tcp://{}", server.addr)] {
+        let out = client(&addr, &["ping"], dir.path(), b"").await;
+        assert!(out.status.success(), "{addr}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("answered"));
+    }
+}
+
+#[tokio::test]
+async fn bad_arguments_are_a_one_line_error_not_exit_two() {
+    // Exit code 2 means "no such picture"; a usage mistake must not look like that.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = client("127.0.0.1:1", &["get", "1", "--bogus"], dir.path(), b"").await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--bogus"), "{err}");
 }
 
 #[tokio::test]

@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::error::ErrorKind;
 use clap::{Parser, ValueEnum, value_parser};
 use futures_util::{StreamExt, TryStreamExt, stream as futures_stream};
 use picture_protocol::Selector;
@@ -120,18 +119,9 @@ fn positive_seconds(text: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args: Args = match picture_server::args::parse("picture-bench") {
         Ok(args) => args,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
-            e.exit()
-        }
-        Err(e) => {
-            // clap's message is several lines with the usage; its first line says it all.
-            let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            eprintln!("picture-bench: {first} (see --help)");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,

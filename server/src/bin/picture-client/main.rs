@@ -22,7 +22,7 @@ use crate::fetch::{Outcome, fetch, file_name};
 #[derive(Debug, Parser)]
 #[command(version, about = "Fetches pictures from a picture server")]
 struct Args {
-    /// The picture server, HOST:PORT.
+    /// The picture server: HOST:PORT, or ws://HOST:PORT/ws through the WebSocket bridge.
     #[arg(
         long,
         short,
@@ -59,7 +59,10 @@ enum Cmd {
 const EXIT_NOT_FOUND: u8 = 2;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = match picture_server::args::parse("picture-client") {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     match run(args) {
         Ok(code) => code,
         Err(e) => {
