@@ -1,4 +1,5 @@
-//! Bounds on what one client may cost the server. Every one has a command-line flag.
+//! Bounds on what one client may cost the server. Those in [`Limits`] have command-line
+//! flags; the constants are fixed.
 
 use std::time::Duration;
 
@@ -26,7 +27,8 @@ pub struct Limits {
     /// How long a connection may sit between requests, or a peer may accept no bytes, before
     /// it is closed.
     pub idle_timeout: Duration,
-    /// How long a client may take to send a whole request once it has started one.
+    /// How long a client may take to send a whole request once it has started one, and to
+    /// send its first byte after connecting.
     pub request_timeout: Duration,
     /// Largest request payload accepted (never more than the protocol's own limit).
     pub max_request_payload: usize,

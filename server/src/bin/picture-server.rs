@@ -144,7 +144,7 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The picture server on TCP, and the page with a bridge to it.
+/// The picture server on TCP, and the page with its bridge.
 async fn start_server(
     args: ServeArgs,
     shutdown: &CancellationToken,

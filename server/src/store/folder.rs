@@ -117,11 +117,6 @@ impl FolderStore {
         })
     }
 
-    /// The catalog in menu order.
-    pub fn pictures(&self) -> impl Iterator<Item = &PictureInfo> {
-        self.pictures.iter().map(|p| &p.info)
-    }
-
     pub fn len(&self) -> usize {
         self.pictures.len()
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use picture_protocol::{Kind, Status, decode_request, peek_request_header};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::{Instant, MissedTickBehavior, interval};
+use tokio::time::{Instant, MissedTickBehavior, interval_at};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -52,7 +52,8 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut reader = Reader::default();
     let mut upstream = None;
     // Pings at half the idle timeout keep a live browser's session open and find dead ones.
-    let mut heartbeat = interval(config.idle_timeout / 2);
+    let period = config.idle_timeout / 2;
+    let mut heartbeat = interval_at(Instant::now() + period, period);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_active = Instant::now();
     let mut requests = 0u64;
@@ -209,13 +210,18 @@ async fn send_upstream(
     // A kept connection may have been closed by the upstream in the meantime (its idle
     // timeout, a restart): one retry on a fresh connection covers that. Every request kind is
     // safe to repeat, and nothing of the response has been relayed yet.
+    // A timeout or an invalid answer is not retried: a second try would fail the same way.
     if let Some(connection) = upstream.as_mut() {
         match connection.send(frame).await {
-            Ok(len) => return Ok(len),
-            Err(e) => {
+            Err(e @ (UpstreamError::Closed | UpstreamError::Io(_))) => {
                 debug!("upstream connection lost ({e}); reconnecting");
                 *upstream = None;
             }
+            Err(e) => {
+                *upstream = None;
+                return Err(e);
+            }
+            Ok(len) => return Ok(len),
         }
     }
     let connection = upstream.insert(TcpUpstream::connect(addr).await?);
@@ -226,8 +232,8 @@ async fn send_upstream(
     result
 }
 
-/// Streams the upstream's response of `len` bytes to the browser as one binary message, piece
-/// by piece as it arrives.
+/// Streams the upstream's response of `len` bytes to the browser as one binary message, in
+/// pieces of at most the upstream's relay chunk.
 async fn relay<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
     upstream: &mut Option<TcpUpstream>,

@@ -74,15 +74,15 @@ pub struct WebConfig {
     pub max_sessions: usize,
     /// Largest WebSocket message accepted; a larger one ends the session.
     pub max_message: usize,
-    /// How long shutdown waits for WebSocket sessions to finish the request in flight.
+    /// How long shutdown waits for HTTP requests and WebSocket sessions to finish what they
+    /// have in flight.
     pub shutdown_grace: Duration,
 }
 
 struct WebState {
     config: WebConfig,
     sessions: Arc<Semaphore>,
-    /// Upgraded connections leave the HTTP server's own bookkeeping, so shutdown waits for
-    /// them here.
+    /// HTTP connections and the WebSocket sessions they upgrade to, which shutdown waits for.
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }

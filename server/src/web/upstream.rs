@@ -1,9 +1,10 @@
 //! Where the bridge's requests are answered, and its TCP connection to a picture server
 //! elsewhere.
 //!
-//! Over TCP, a response is relayed in pieces as they arrive, never gathered whole: a session holds at
-//! most one read buffer however large the picture, and the buffer's memory is reused from one
-//! response to the next once the pieces sent before have been written.
+//! Over TCP, a response is relayed in pieces of at most [`RELAY_CHUNK`] bytes, never gathered
+//! whole: a session holds at most one read buffer however large the picture, and the buffer's
+//! memory is reused from one response to the next once the pieces sent before have been
+//! written.
 
 use std::fmt;
 use std::io;

@@ -216,7 +216,7 @@ fn queue_frame<S>(conn: &mut Connection<S>, opcode: u8, payload: Bytes) {
 }
 
 /// Queues the header of a binary message of `len` bytes, whose payload the caller queues
-/// piece by piece as it arrives.
+/// after it, in one piece or several.
 pub fn queue_binary_header<S>(conn: &mut Connection<S>, len: usize) {
     conn.queue(header(OP_BINARY, len));
 }
