@@ -7,11 +7,17 @@ use picture_server::web::Upstream;
 
 use crate::common::*;
 
-/// Status line and lowercase headers of a raw HTTP/1.1 GET of `target`.
+/// Status, lowercase status line and headers, and body of a raw HTTP/1.1 GET of `target`.
 async fn fetch(web: &WebServer, target: &str) -> (u16, String, Vec<u8>) {
+    let (status, head, body) = fetch_with(web, target, "").await;
+    (status, head.to_lowercase(), body)
+}
+
+/// [`fetch`] with more header lines, each ending in CRLF, and the head as sent.
+async fn fetch_with(web: &WebServer, target: &str, headers: &str) -> (u16, String, Vec<u8>) {
     let mut stream = connect(web.addr).await;
     let request = format!(
-        "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{headers}\r\n",
         web.addr
     );
     send(&mut stream, request.as_bytes()).await;
@@ -20,7 +26,7 @@ async fn fetch(web: &WebServer, target: &str) -> (u16, String, Vec<u8>) {
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(&response)));
-    let head = String::from_utf8_lossy(&response[..split]).to_lowercase();
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
     let status = head
         .split_whitespace()
         .nth(1)
@@ -58,12 +64,27 @@ async fn page_and_bundle_have_types_and_cache_headers() {
     assert!(head.contains("cache-control: no-cache"), "{head}");
     assert!(head.contains("x-content-type-options: nosniff"), "{head}");
     assert!(head.contains("content-security-policy:"), "{head}");
+    assert!(!head.contains("unsafe-inline"), "{head}");
     assert!(body.starts_with(b"<!doctype html>"));
 
     let (status, head, _) = fetch(&web, "/pkg/app_bg.wasm").await;
     assert_eq!(status, 200);
     assert!(head.contains("content-type: application/wasm"), "{head}");
-    assert!(head.contains("cache-control: public, max-age="), "{head}");
+    assert!(head.contains("cache-control: no-cache"), "{head}");
+    // Revalidation is cheap: an unchanged file is not sent again.
+    let (_, head, _) = fetch_with(&web, "/pkg/app_bg.wasm", "").await;
+    let modified = head
+        .lines()
+        .find_map(|l| l.strip_prefix("last-modified: "))
+        .unwrap_or_else(|| panic!("no last-modified in {head}"));
+    let (status, _, body) = fetch_with(
+        &web,
+        "/pkg/app_bg.wasm",
+        &format!("If-Modified-Since: {modified}\r\n"),
+    )
+    .await;
+    assert_eq!(status, 304);
+    assert!(body.is_empty());
 
     let (status, head, _) = fetch(&web, "/pkg/app.js").await;
     assert_eq!(status, 200);

@@ -44,15 +44,15 @@ pub use bridge::BridgeConfig;
 pub use origin::OriginPolicy;
 pub use upstream::Upstream;
 
-/// The bundle may be kept for an hour; the page itself is revalidated on every load, so a new
-/// release reaches browsers at once.
-const BUNDLE_CACHE: &str = "public, max-age=3600";
-const PAGE_CACHE: &str = "no-cache";
+/// Browsers keep every file but revalidate it on each load (a 304 when unchanged), so a new
+/// release reaches them at once: the bundle's file names carry no version, and a page of one
+/// release with the bundle of another would not start.
+const CACHE: &str = "no-cache";
 
-/// The page loads only its own scripts, styles and wasm, shows blob: pictures and talks only
-/// to its own server.
+/// The page loads only its own scripts, styles and wasm (no inline script), shows blob:
+/// pictures and talks only to its own server.
 const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'self'; img-src 'self' blob: data:; \
-     script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; style-src 'self'; connect-src 'self'; \
+     script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; connect-src 'self'; \
      frame-ancestors 'none'";
 
 /// Read buffer of a WebSocket session: browsers send only small requests.
@@ -100,17 +100,12 @@ pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: Cance
         tracker: tracker.clone(),
         shutdown: shutdown.clone(),
     });
-    let bundle = Router::new()
-        .fallback_service(ServeDir::new(www.join("pkg")))
-        .layer(header(CACHE_CONTROL, BUNDLE_CACHE));
-    let page = Router::new()
-        .fallback_service(ServeDir::new(&www))
-        .layer(header(CACHE_CONTROL, PAGE_CACHE));
     let app = Router::new()
         .route("/ws", get(websocket))
         .with_state(state)
-        .nest("/pkg", bundle)
-        .merge(page)
+        .nest_service("/pkg", ServeDir::new(www.join("pkg")))
+        .fallback_service(ServeDir::new(&www))
+        .layer(header(CACHE_CONTROL, CACHE))
         .layer(header(X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(header(
             CONTENT_SECURITY_POLICY,
