@@ -10,6 +10,7 @@ use picture_protocol::{
 };
 use tracing::error;
 
+use crate::connection::Connection;
 use crate::store::PictureStore;
 
 /// A response without its framing: the framed session adds id and kind.
@@ -46,20 +47,41 @@ impl Answer {
         )
     }
 
-    /// The encoded response head for this answer to request `id` of `kind`. The body goes
-    /// out after it as it is, from its shared buffer, so the two are kept apart.
-    pub fn encode_head(&self, kind: Option<Kind>, id: u32) -> Result<Bytes, EncodeError> {
+    /// This answer as the response to request `id` of `kind`.
+    pub fn encode(self, kind: Option<Kind>, id: u32) -> Result<EncodedAnswer, EncodeError> {
         let head = ResponseHead {
             kind,
             status: self.status,
             id,
-            mime: self.mime.clone(),
-            // Bodies are pictures (at most MAX_PICTURE_BYTES) or short messages.
+            mime: self.mime,
+            // Bodies are pictures (at most MAX_PICTURE_BYTES), catalogs or short messages.
             body_len: self.body.len() as u32,
         };
         let mut encoded = Vec::with_capacity(head.encoded_len());
         head.encode_into(&mut encoded)?;
-        Ok(Bytes::from(encoded))
+        Ok(EncodedAnswer {
+            head: Bytes::from(encoded),
+            body: self.body,
+        })
+    }
+}
+
+/// A response frame ready to send: its encoded head, then the body's shared buffer, kept
+/// apart so that the body is never copied.
+pub struct EncodedAnswer {
+    head: Bytes,
+    body: Bytes,
+}
+
+impl EncodedAnswer {
+    /// Bytes of the whole frame.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+
+    pub fn queue_on<S>(self, conn: &mut Connection<S>) {
+        conn.queue(self.head);
+        conn.queue(self.body);
     }
 }
 

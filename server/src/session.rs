@@ -196,17 +196,16 @@ async fn serve_bare<S: PictureStore>(
     Ok(End::Done)
 }
 
-/// Queues a framed response: its encoded head, then the body's shared buffer.
+/// Queues a framed response.
 pub fn queue_answer(
     conn: &mut Connection,
     kind: Option<Kind>,
     id: u32,
     answer: Answer,
 ) -> Result<(), End> {
-    let head = answer
-        .encode_head(kind, id)
+    let encoded = answer
+        .encode(kind, id)
         .map_err(|e| End::Io(io::Error::other(e)))?;
-    conn.queue(head);
-    conn.queue(answer.body);
+    encoded.queue_on(conn);
     Ok(())
 }

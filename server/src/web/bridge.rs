@@ -188,12 +188,11 @@ async fn send_answer<S: AsyncRead + AsyncWrite + Unpin>(
     answer: Answer,
     stall_timeout: Duration,
 ) -> Result<(), String> {
-    let head = answer
-        .encode_head(kind, id)
+    let encoded = answer
+        .encode(kind, id)
         .map_err(|e| format!("cannot encode a response: {e}"))?;
-    queue_binary_header(conn, head.len() + answer.body.len());
-    conn.queue(head);
-    conn.queue(answer.body);
+    queue_binary_header(conn, encoded.len());
+    encoded.queue_on(conn);
     conn.flush(stall_timeout)
         .await
         .map(drop)
