@@ -6,8 +6,9 @@
 //!   | width (u32) | height (u32) | byte size (u32) | SHA-256 of the bytes (32 bytes)
 //! ```
 
+use crate::selector::same_name;
 use crate::wire::{Reader, put_short_str};
-use crate::{DecodeError, EncodeError, MAX_NAME_LEN};
+use crate::{DecodeError, EncodeError, MAX_NAME_LEN, Selector};
 
 /// What a client needs to know about a picture before fetching it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -28,6 +29,14 @@ pub struct PictureInfo {
 }
 
 impl PictureInfo {
+    /// Whether a request with `selector` asks for this picture.
+    pub fn is_selected_by(&self, selector: &Selector) -> bool {
+        match selector {
+            Selector::Number(n) => self.number == *n,
+            Selector::Name(name) => same_name(&self.name, name),
+        }
+    }
+
     /// The hash as lowercase hex.
     pub fn sha256_hex(&self) -> String {
         self.sha256.iter().map(|b| format!("{b:02x}")).collect()
@@ -106,6 +115,14 @@ mod tests {
         ];
         let bytes = encode_catalog(&list).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(decode_catalog(&bytes), Ok(list));
+    }
+
+    #[test]
+    fn selected_by_number_or_by_name_in_any_case() {
+        assert!(car().is_selected_by(&Selector::Number(1)));
+        assert!(car().is_selected_by(&Selector::Name("CAR".into())));
+        assert!(!car().is_selected_by(&Selector::Number(2)));
+        assert!(!car().is_selected_by(&Selector::Name("dog".into())));
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub use request::{
     decode_request, peek_request_header,
 };
 pub use response::{RESPONSE_HEADER_LEN, Response, ResponseHead, Status, decode_response};
-pub use selector::{MAX_NAME_LEN, Selector};
+pub use selector::{MAX_NAME_LEN, Selector, same_name};
 
 /// First byte of every frame. 0xFB never occurs in UTF-8 text, so a connection that starts
 /// with it cannot be an old client typing a choice.

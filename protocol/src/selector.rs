@@ -28,6 +28,12 @@ impl Selector {
     }
 }
 
+/// Whether two picture names are the same name: names are matched without regard to case,
+/// everywhere (server, clients, page).
+pub fn same_name(a: &str, b: &str) -> bool {
+    a == b || a.to_lowercase() == b.to_lowercase()
+}
+
 impl fmt::Display for Selector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -46,6 +52,13 @@ mod tests {
         assert_eq!(Selector::from_choice(b"1"), Selector::Number(1));
         assert_eq!(Selector::from_choice(b"12\n"), Selector::Number(12));
         assert_eq!(Selector::from_choice(b" 3\r\n"), Selector::Number(3));
+    }
+
+    #[test]
+    fn names_are_the_same_ignoring_case() {
+        assert!(same_name("Car", "cAR"));
+        assert!(same_name("Élan", "élan"));
+        assert!(!same_name("car", "cars"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use picture_protocol::{Command, GetRequest, PictureInfo, Request, Selector, Variant};
+use picture_protocol::{Command, GetRequest, PictureInfo, Request, Selector, Variant, same_name};
 use wasm_bindgen::JsValue;
 use web_sys::{Document, Window};
 
@@ -298,7 +298,7 @@ impl App {
         let already = self
             .current
             .as_ref()
-            .is_some_and(|current| current.to_lowercase() == name.to_lowercase());
+            .is_some_and(|current| same_name(current, &name));
         if !already {
             self.fetch(Some(&name));
         }

@@ -1,7 +1,7 @@
 //! The picture menu: entries labelled like the original terminal menu (`1. Car`), and which
 //! picture a name from the address (`#house`) points at.
 
-use picture_protocol::PictureInfo;
+use picture_protocol::{PictureInfo, same_name};
 
 /// The catalog in menu order, as the server listed it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -47,10 +47,7 @@ impl Menu {
 
     /// Names match ignoring case, as the server matches them.
     pub fn by_name(&self, name: &str) -> Option<&PictureInfo> {
-        let wanted = name.to_lowercase();
-        self.pictures
-            .iter()
-            .find(|p| p.name.to_lowercase() == wanted)
+        self.pictures.iter().find(|p| same_name(&p.name, name))
     }
 
     /// The picture to show for a wanted name; with none wanted, the first picture, so the

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use picture_protocol::{EncodeError, MAX_NAME_LEN, PictureInfo, Selector, encode_catalog};
+use picture_protocol::{
+    EncodeError, MAX_NAME_LEN, PictureInfo, Selector, encode_catalog, same_name,
+};
 use tracing::{debug, info, warn};
 
 use super::manifest::{MANIFEST_FILE, Manifest, title_from_name};
@@ -78,7 +80,7 @@ impl FolderStore {
                 continue;
             };
             seen.insert(name.to_lowercase(), path);
-            if name.eq_ignore_ascii_case(&manifest.not_found) {
+            if same_name(&name, &manifest.not_found) {
                 not_found = Some(picture);
             } else {
                 pictures.push(picture);

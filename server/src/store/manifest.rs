@@ -1,6 +1,7 @@
 //! The optional `catalog.toml` beside the pictures: menu order, titles and which file is the
 //! not-found picture.
 
+use picture_protocol::same_name;
 use serde::Deserialize;
 
 /// File name of the manifest inside an assets folder.
@@ -48,7 +49,7 @@ impl Manifest {
     pub fn title_of(&self, name: &str) -> Option<&str> {
         self.pictures
             .iter()
-            .find(|e| e.name.eq_ignore_ascii_case(name))
+            .find(|e| same_name(&e.name, name))
             .and_then(|e| e.title.as_deref())
     }
 
@@ -57,7 +58,7 @@ impl Manifest {
     pub fn position_of(&self, name: &str) -> usize {
         self.pictures
             .iter()
-            .position(|e| e.name.eq_ignore_ascii_case(name))
+            .position(|e| same_name(&e.name, name))
             .unwrap_or(usize::MAX)
     }
 }
@@ -94,6 +95,21 @@ mod tests {
         assert_eq!(m.title_of("dog"), None);
         assert_eq!(m.position_of("dog"), 1);
         assert_eq!(m.position_of("cat"), usize::MAX);
+    }
+
+    #[test]
+    fn names_match_ignoring_case_beyond_ascii() {
+        // The store matches file names with Unicode case folding; the manifest must too.
+        let m = Manifest::parse(
+            r#"
+            [[picture]]
+            name = "Élan"
+            title = "Momentum"
+            "#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.title_of("élan"), Some("Momentum"));
+        assert_eq!(m.position_of("ÉLAN"), 0);
     }
 
     #[test]

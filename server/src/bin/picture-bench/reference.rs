@@ -104,7 +104,7 @@ async fn fetch_checked(
     catalog: &[PictureInfo],
     selector: &Selector,
 ) -> anyhow::Result<Reference> {
-    let Some(info) = catalog.iter().find(|p| selects(selector, p)) else {
+    let Some(info) = catalog.iter().find(|p| p.is_selected_by(selector)) else {
         let names: Vec<&str> = catalog.iter().map(|p| p.name.as_str()).collect();
         bail!(
             "the server has no picture {selector}; it has {}",
@@ -139,12 +139,4 @@ async fn fetch_checked(
         bytes,
         source: Source::Catalog,
     })
-}
-
-/// Whether `selector` names `picture`, as the server matches it (names ignore case).
-fn selects(selector: &Selector, picture: &PictureInfo) -> bool {
-    match selector {
-        Selector::Number(n) => picture.number == *n,
-        Selector::Name(name) => picture.name.to_lowercase() == name.to_lowercase(),
-    }
 }

@@ -74,7 +74,7 @@ pub fn fetch_from(
     if fetched.status == Status::NotFound {
         return Ok(Outcome::NotFound);
     }
-    let Some(info) = catalog.iter().find(|p| matches(p, selector)) else {
+    let Some(info) = catalog.iter().find(|p| p.is_selected_by(selector)) else {
         bail!("the server sent picture {selector}, which its catalog does not list");
     };
     check(info, &fetched.bytes)?;
@@ -83,13 +83,6 @@ pub fn fetch_from(
         bytes: fetched.bytes,
         elapsed: started.elapsed(),
     }))
-}
-
-fn matches(picture: &PictureInfo, selector: &Selector) -> bool {
-    match selector {
-        Selector::Number(n) => picture.number == *n,
-        Selector::Name(name) => picture.name.to_lowercase() == name.to_lowercase(),
-    }
 }
 
 /// Confirms that `bytes` are the picture `info` describes and that they decode as an image.
