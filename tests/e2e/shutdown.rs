@@ -1,8 +1,10 @@
 //! Graceful shutdown: transfers in flight finish, new connections are refused.
 
 use std::process::Stdio;
+use std::time::Duration;
 
 use picture_protocol::{Command, Selector, Status};
+use picture_server::Limits;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::TcpSocket;
 
@@ -62,6 +64,37 @@ async fn shutdown_closes_idle_connections_at_once() {
     let stopped = server.begin_shutdown();
     assert!(read_to_end(&mut idle).await.is_empty());
     within(stopped)
+        .await
+        .unwrap_or_else(|e| panic!("server task: {e}"));
+}
+
+#[tokio::test]
+async fn shutdown_gives_up_on_a_client_that_never_reads() {
+    let limits = Limits {
+        shutdown_grace: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let server = TestServer::start_with(&assets_dir(), limits).await;
+    let largest = catalog(server.addr)
+        .await
+        .into_iter()
+        .max_by_key(|p| p.size)
+        .unwrap_or_else(|| panic!("empty catalog"));
+    // A small receive buffer, and no reading: the transfer cannot finish.
+    let socket = TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
+    socket
+        .set_recv_buffer_size(4096)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut stuck = within(socket.connect(server.addr))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    send(&mut stuck, &frame(1, get(Selector::Number(largest.number)))).await;
+    let mut first = [0u8; 1];
+    within(stuck.read_exact(&mut first))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The server stops after its grace period (within the tests' patience), not never.
+    within(server.begin_shutdown())
         .await
         .unwrap_or_else(|e| panic!("server task: {e}"));
 }

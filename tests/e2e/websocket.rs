@@ -1,5 +1,8 @@
 //! The WebSocket bridge, driven by a real WebSocket client.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -224,13 +227,58 @@ async fn upstream_down_gives_an_error_answer_then_recovers() {
 
     // It goes down again: an error answer, not a silent close.
     stop.cancel();
-    let mut answer = exchange(&mut socket, frame(3, Command::Ping)).await;
-    // The kept connection may still finish one request while the server drains.
-    if answer.head.status == Status::Ok {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        answer = exchange(&mut socket, frame(4, Command::Ping)).await;
-    }
+    // The kept connection may still finish requests while the server drains: ask until the
+    // answer changes (bounded by the tests' patience), and it must be an error answer.
+    let answer = within(async {
+        for id in 3.. {
+            let answer = exchange(&mut socket, frame(id, Command::Ping)).await;
+            if answer.head.status != Status::Ok {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        unreachable!("ids do not run out")
+    })
+    .await;
     assert_eq!(answer.head.status, Status::Internal);
+}
+
+#[tokio::test]
+async fn malformed_messages_never_reach_a_tcp_upstream() {
+    // An upstream that only counts the connections it gets.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let upstream = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, SeqCst);
+            drop(socket);
+        }
+    });
+    let web = WebServer::start(web_config(&www_dir(), Upstream::tcp(upstream.to_string()))).await;
+    let mut socket = open_ok(&web).await;
+    let half_frame = frame(2, Command::List)[..6].to_vec();
+    for message in [
+        b"garbage".to_vec(),
+        half_frame,
+        [frame(3, Command::Ping), frame(4, Command::Ping)].concat(),
+    ] {
+        let r = exchange(&mut socket, message).await;
+        assert_eq!(r.head.status, Status::BadRequest);
+    }
+    assert_eq!(
+        connections.load(SeqCst),
+        0,
+        "opened lazily, for valid requests only"
+    );
+    // The first valid request opens the session's one upstream connection (this upstream
+    // closes it at once, so the answer is an error).
+    let r = exchange(&mut socket, frame(5, Command::Ping)).await;
+    assert_eq!(r.head.status, Status::Internal);
+    assert_eq!(connections.load(SeqCst), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
