@@ -51,13 +51,9 @@ impl<S> Connection<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub fn new(stream: S) -> Connection<S> {
-        Connection::with_capacity(stream, READ_CHUNK)
-    }
-
-    pub fn with_capacity(stream: S, capacity: usize) -> Connection<S> {
         Connection {
             stream,
-            buffer: BytesMut::with_capacity(capacity),
+            buffer: BytesMut::with_capacity(READ_CHUNK),
             outgoing: ChunkQueue::default(),
         }
     }

@@ -12,7 +12,7 @@ use picture_protocol::{
 use tracing::{debug, info, warn};
 
 use super::manifest::{MANIFEST_FILE, Manifest, title_from_name};
-use super::picture::{MAX_PICTURE_BYTES, Picture, inspect};
+use super::picture::{MAX_PICTURE_BYTES, Picture, PictureError, inspect};
 use super::{PictureStore, StoreError};
 
 /// File endings the loader looks at. The format itself is read from the content.
@@ -31,7 +31,7 @@ pub enum LoadError {
         source: std::io::Error,
     },
     #[error("the built-in not-found picture is unreadable: {0}")]
-    BuiltinNotFound(super::PictureError),
+    BuiltinNotFound(PictureError),
     #[error("cannot encode the catalog: {0}")]
     Catalog(#[from] EncodeError),
 }
@@ -92,7 +92,9 @@ impl FolderStore {
             }
         }
 
-        pictures.sort_by_key(|p| (manifest.position_of(&p.info.name), p.info.name.clone()));
+        // Files were read in name order and the sort is stable: unlisted pictures stay
+        // alphabetical after the listed ones.
+        pictures.sort_by_key(|p| manifest.position_of(&p.info.name));
         for (index, picture) in pictures.iter_mut().enumerate() {
             picture.info.number = index as u32 + 1;
         }
@@ -201,10 +203,7 @@ fn load_picture(path: &Path, name: &str, manifest: &Manifest) -> Option<Picture>
     match fs::metadata(path) {
         Ok(meta) if !meta.is_file() => return None,
         Ok(meta) if meta.len() > MAX_PICTURE_BYTES as u64 => {
-            skip(&format_args!(
-                "{} bytes is more than the limit of {MAX_PICTURE_BYTES}",
-                meta.len()
-            ));
+            skip(&PictureError::TooLarge(meta.len()));
             return None;
         }
         Ok(_) => {}

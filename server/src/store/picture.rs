@@ -23,7 +23,7 @@ pub struct Picture {
 #[derive(Debug, thiserror::Error)]
 pub enum PictureError {
     #[error("{0} bytes is more than the limit of {MAX_PICTURE_BYTES}")]
-    TooLarge(usize),
+    TooLarge(u64),
     #[error("not a recognised image format")]
     UnknownFormat,
     #[error("unreadable image: {0}")]
@@ -41,7 +41,7 @@ pub fn inspect(
     bytes: Bytes,
 ) -> Result<Picture, PictureError> {
     if bytes.len() > MAX_PICTURE_BYTES {
-        return Err(PictureError::TooLarge(bytes.len()));
+        return Err(PictureError::TooLarge(bytes.len() as u64));
     }
     let reader = ImageReader::new(Cursor::new(&bytes[..]))
         .with_guessed_format()

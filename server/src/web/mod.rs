@@ -55,9 +55,6 @@ const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'self'; img-src 'self' 
      script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; connect-src 'self'; \
      frame-ancestors 'none'";
 
-/// Read buffer of a WebSocket session: browsers send only small requests.
-const READ_BUFFER: usize = 4096;
-
 #[derive(Debug, Clone)]
 pub struct WebConfig {
     /// Folder with `index.html` and the `pkg/` bundle.
@@ -205,7 +202,7 @@ async fn websocket(
         match on_upgrade.await {
             Ok(upgraded) => {
                 let state = session_state;
-                let mut conn = Connection::with_capacity(TokioIo::new(upgraded), READ_BUFFER);
+                let mut conn = Connection::new(TokioIo::new(upgraded));
                 let max_message = state.config.max_message;
                 bridge::run(
                     &mut conn,
