@@ -151,6 +151,19 @@ impl Browser {
     }
 
     /// The shown picture's `src` and natural size.
+    /// "alive" if a blob: URL still loads as a picture, "revoked" if it does not. (An image,
+    /// not fetch: the page's policy lets images, not connections, use blob: URLs.)
+    async fn object_url_state(&self, url: &str) -> String {
+        let state = self
+            .eval(&format!(
+                "return new Promise(done => {{ const i = new Image(); \
+                 i.onload = () => done('alive'); i.onerror = () => done('revoked'); \
+                 i.src = {url:?}; }});"
+            ))
+            .await;
+        state.as_str().unwrap_or_default().to_owned()
+    }
+
     async fn shown(&self) -> (String, u64, u64) {
         let v = self
             .eval("const i = document.querySelector('img#view'); return [i.src, i.naturalWidth, i.naturalHeight];")
@@ -252,6 +265,10 @@ async fn page_lists_and_shows_every_picture() {
         expect_picture(&browser, p).await;
         let src = browser.shown().await.0;
         assert_ne!(src, previous_src, "a new object URL for {}", p.name);
+        // The previous picture's object URL is revoked, so its memory is given back; the
+        // one shown is not.
+        assert_eq!(browser.object_url_state(&previous_src).await, "revoked");
+        assert_eq!(browser.object_url_state(&src).await, "alive");
         previous_src = src;
         let details = browser
             .eval("return document.querySelector('#details').textContent;")
