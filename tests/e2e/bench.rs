@@ -219,6 +219,63 @@ async fn start_bare_only_server(bodies: &'static [&'static [u8]]) -> SocketAddr 
     addr
 }
 
+/// A proxy in front of `upstream` that passes framed connections through and, of the bare
+/// ones, corrupts the last byte of every fourth answer.
+async fn start_corrupting_proxy(upstream: SocketAddr) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        let mut bare = 0usize;
+        while let Ok((mut client, _)) = listener.accept().await {
+            let Ok(mut server) = TcpStream::connect(upstream).await else {
+                return;
+            };
+            let mut first = [0; 256];
+            let Ok(n @ 1..) = client.read(&mut first).await else {
+                continue;
+            };
+            let corrupt = first[0] != 0xFB && {
+                bare += 1;
+                bare % 4 == 0
+            };
+            tokio::spawn(async move {
+                if server.write_all(&first[..n]).await.is_err() {
+                    return;
+                }
+                if first[0] == 0xFB {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    return;
+                }
+                // A bare answer ends when the server closes.
+                let mut answer = Vec::new();
+                if server.read_to_end(&mut answer).await.is_err() {
+                    return;
+                }
+                if let (true, Some(last)) = (corrupt, answer.last_mut()) {
+                    *last ^= 0xFF;
+                }
+                let _ = client.write_all(&answer).await;
+                let _ = client.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn bodies_that_differ_from_the_catalog_hash_are_counted_as_mismatches() {
+    let server = TestServer::start().await;
+    let proxy = start_corrupting_proxy(server.addr).await;
+    let args = [&BARE_ARGS[..], &["--picture", "thumbnail"]].concat();
+    let report = bench(&format!("tcp://{proxy}"), &args).await;
+    assert_eq!(report["reference"], "catalog");
+    assert_eq!(report["requests"], 200, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    assert_eq!(report["mismatches"], 50, "{report}");
+}
+
 const BARE_ARGS: [&str; 8] = [
     "--mode",
     "bare",
