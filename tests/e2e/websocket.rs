@@ -121,11 +121,10 @@ async fn allowed_origins_are_let_in() {
             .await
             .is_ok()
     );
-    assert!(
-        open(&web.ws_url(), Some("https://other.example"))
-            .await
-            .is_err()
-    );
+    match open(&web.ws_url(), Some("https://other.example")).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("expected 403, got {:?}", other.map(|_| "a session")),
+    }
 }
 
 #[tokio::test]
@@ -391,4 +390,46 @@ async fn cli_speaks_through_the_bridge() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn bridge_binary_takes_its_settings_from_the_environment() {
+    use tokio::io::AsyncBufReadExt;
+
+    let server = TestServer::start().await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
+        .arg("bridge")
+        .env("PICTURE_UPSTREAM", server.addr.to_string())
+        .env("PICTURE_HTTP_ADDR", "127.0.0.1:0")
+        .env("PICTURE_ALLOW_ORIGIN", "https://pictures.example")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let banner = within(tokio::io::BufReader::new(stdout).lines().next_line())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("the bridge printed nothing"));
+    assert!(
+        banner.ends_with(&format!("(bridge to tcp://{})", server.addr)),
+        "{banner}"
+    );
+    let http = banner
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no page address in {banner}"));
+    let url = format!("ws://{http}/ws");
+    let mut socket = open(&url, Some("https://pictures.example"))
+        .await
+        .unwrap_or_else(|e| panic!("an allowed origin: {e}"));
+    let first = &catalog(server.addr).await[0];
+    let r = exchange(&mut socket, frame(1, get(Selector::Number(1)))).await;
+    assert!(r.body == asset_bytes(&first.name));
+    match open(&url, Some("https://other.example")).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("expected 403, got {:?}", other.map(|_| "a session")),
+    }
 }
