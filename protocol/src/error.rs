@@ -35,6 +35,12 @@ pub enum DecodeError {
     UnknownFormat(u8),
     #[error("unknown response status {0}")]
     UnknownStatus(u8),
+    #[error("credential is empty")]
+    EmptyToken,
+    #[error("page size {0} is not between 1 and 1000")]
+    BadPageSize(u16),
+    #[error("unknown change code {0}")]
+    UnknownChange(u8),
 }
 
 impl DecodeError {
@@ -58,6 +64,8 @@ pub enum EncodeError {
     EmptyName,
     #[error("picture number 0 does not exist (numbers start at 1)")]
     ZeroNumber,
+    #[error("credential is empty")]
+    EmptyToken,
 }
 
 /// Checks a length against a limit, naming the field in the error.

@@ -23,11 +23,11 @@ mod response;
 mod selector;
 mod wire;
 
-pub use catalog::{PictureInfo, decode_catalog, encode_catalog};
+pub use catalog::{Change, ChangeKind, Page, PictureInfo, decode_catalog, encode_catalog};
 pub use error::{DecodeError, EncodeError};
 pub use request::{
-    Command, Format, GetRequest, Kind, REQUEST_HEADER_LEN, Request, RequestError, Variant,
-    decode_request, peek_request_header,
+    Command, Format, GetRequest, Kind, MAX_PAGE_SIZE, MAX_TOKEN_LEN, PageRequest, PutRequest,
+    REQUEST_HEADER_LEN, Request, RequestError, Variant, decode_request, peek_request_header,
 };
 pub use response::{RESPONSE_HEADER_LEN, Response, ResponseHead, Status, decode_response};
 pub use selector::{MAX_NAME_LEN, Selector, same_name};
@@ -40,7 +40,8 @@ pub const MAGIC: u8 = 0xFB;
 pub const VERSION: u8 = 1;
 
 /// Largest request payload any peer may send. Requests are tiny (a name and a few numbers), so
-/// anything bigger is an error rather than something to buffer.
+/// anything bigger is an error rather than something to buffer. The bytes of an uploaded
+/// picture are not part of the payload: they follow the PUT frame, announced by it.
 pub const MAX_REQUEST_PAYLOAD: usize = 1024;
 
 /// Largest response body the format allows (the length field is 32 bits, but nothing this
@@ -49,6 +50,15 @@ pub const MAX_RESPONSE_BODY: u32 = 256 * 1024 * 1024;
 
 /// MIME type of a `LIST` response body (see [`encode_catalog`]).
 pub const CATALOG_MIME: &str = "application/vnd.picture-catalog";
+
+/// MIME type of a `PAGE` response body (see [`Page`]).
+pub const PAGE_MIME: &str = "application/vnd.picture-page";
+
+/// MIME type of a `CHANGE` notice body (see [`Change`]).
+pub const CHANGE_MIME: &str = "application/vnd.picture-change";
+
+/// MIME type of the catalog version a `WATCH` answer carries (8 bytes, big-endian).
+pub const VERSION_MIME: &str = "application/vnd.picture-version";
 
 /// MIME type of error message bodies.
 pub const TEXT_MIME: &str = "text/plain; charset=utf-8";

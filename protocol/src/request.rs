@@ -28,16 +28,35 @@ pub enum Kind {
     List = 1,
     Get = 2,
     Ping = 3,
+    Auth = 4,
+    Put = 5,
+    Delete = 6,
+    Rename = 7,
+    Retitle = 8,
+    Move = 9,
+    Watch = 10,
+    Page = 11,
+    /// Only in responses: a change notice sent to a connection that asked to WATCH.
+    Change = 12,
 }
 
 impl Kind {
     pub fn from_code(code: u8) -> Option<Kind> {
-        match code {
-            1 => Some(Kind::List),
-            2 => Some(Kind::Get),
-            3 => Some(Kind::Ping),
-            _ => None,
-        }
+        Some(match code {
+            1 => Kind::List,
+            2 => Kind::Get,
+            3 => Kind::Ping,
+            4 => Kind::Auth,
+            5 => Kind::Put,
+            6 => Kind::Delete,
+            7 => Kind::Rename,
+            8 => Kind::Retitle,
+            9 => Kind::Move,
+            10 => Kind::Watch,
+            11 => Kind::Page,
+            12 => Kind::Change,
+            _ => return None,
+        })
     }
 
     pub fn name(self) -> &'static str {
@@ -45,7 +64,24 @@ impl Kind {
             Kind::List => "LIST",
             Kind::Get => "GET",
             Kind::Ping => "PING",
+            Kind::Auth => "AUTH",
+            Kind::Put => "PUT",
+            Kind::Delete => "DELETE",
+            Kind::Rename => "RENAME",
+            Kind::Retitle => "RETITLE",
+            Kind::Move => "MOVE",
+            Kind::Watch => "WATCH",
+            Kind::Page => "PAGE",
+            Kind::Change => "CHANGE",
         }
+    }
+
+    /// Whether a request of this kind changes the catalog, and so needs the credential.
+    pub fn is_write(self) -> bool {
+        matches!(
+            self,
+            Kind::Put | Kind::Delete | Kind::Rename | Kind::Retitle | Kind::Move
+        )
     }
 }
 
@@ -90,6 +126,36 @@ pub struct GetRequest {
     pub variant: Variant,
 }
 
+/// Upload of a picture. Its bytes follow the request frame on the wire: `size` of them, which
+/// a server can refuse from this header before any of them arrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutRequest {
+    pub name: String,
+    /// What the menu shows; empty means "made from the name".
+    pub title: String,
+    /// Replace the picture of this name if there is one (otherwise a clash is an error).
+    pub replace: bool,
+    /// Length of the picture bytes that follow the frame.
+    pub size: u32,
+}
+
+/// One page of the catalog, optionally only the pictures whose name or title contains a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    /// The page starts after the picture with this menu number (0: from the start).
+    pub after: u32,
+    /// At most this many entries (1 to [`MAX_PAGE_SIZE`]).
+    pub limit: u16,
+    /// Matched ignoring case against names and titles; empty matches everything.
+    pub search: String,
+}
+
+/// Largest page a PAGE request may ask for.
+pub const MAX_PAGE_SIZE: u16 = 1000;
+
+/// Longest credential an AUTH request may carry, in bytes.
+pub const MAX_TOKEN_LEN: usize = 255;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// The catalog: every picture's number, name, title, type, size and hash.
@@ -98,6 +164,22 @@ pub enum Command {
     Get(GetRequest),
     /// Liveness check; answered with an empty body.
     Ping,
+    /// Presents the write credential for the rest of the connection.
+    Auth(Vec<u8>),
+    /// Stores a picture under a name.
+    Put(PutRequest),
+    /// Removes a picture from the catalog.
+    Delete(Selector),
+    /// Gives a picture a new name.
+    Rename { selector: Selector, name: String },
+    /// Gives a picture a new title.
+    Retitle { selector: Selector, title: String },
+    /// Moves a picture to a 1-based menu position (past the end means last).
+    Move { selector: Selector, position: u32 },
+    /// Asks for change notices on this connection from now on.
+    Watch,
+    /// One page of the catalog.
+    Page(PageRequest),
 }
 
 impl Command {
@@ -106,6 +188,14 @@ impl Command {
             Command::List => Kind::List,
             Command::Get(_) => Kind::Get,
             Command::Ping => Kind::Ping,
+            Command::Auth(_) => Kind::Auth,
+            Command::Put(_) => Kind::Put,
+            Command::Delete(_) => Kind::Delete,
+            Command::Rename { .. } => Kind::Rename,
+            Command::Retitle { .. } => Kind::Retitle,
+            Command::Move { .. } => Kind::Move,
+            Command::Watch => Kind::Watch,
+            Command::Page(_) => Kind::Page,
         }
     }
 }
@@ -118,24 +208,84 @@ pub struct Request {
 }
 
 impl Request {
-    /// Encodes the whole frame. Fails only for selectors no server would accept.
+    /// Encodes the whole frame (for PUT, without the picture bytes that follow it). Fails only
+    /// for fields no server would accept.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
-        let mut payload = Vec::new();
-        if let Command::Get(get) = &self.command {
-            encode_get(get, &mut payload)?;
-        }
+        let payload = encode_payload(&self.command)?;
         let mut out = Vec::with_capacity(REQUEST_HEADER_LEN + payload.len());
         out.extend_from_slice(&[MAGIC, VERSION, self.command.kind() as u8, 0]);
         out.extend_from_slice(&self.id.to_be_bytes());
-        // A GET payload is at most 1 + 1 + MAX_NAME_LEN + 9 bytes, far below u16::MAX.
+        // Every payload is built from bounded fields, and checked against the limit below.
+        check_len("request payload", payload.len(), MAX_REQUEST_PAYLOAD)?;
         out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
         out.extend_from_slice(&payload);
         Ok(out)
     }
 }
 
+fn encode_payload(command: &Command) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::new();
+    match command {
+        Command::List | Command::Ping | Command::Watch => {}
+        Command::Get(get) => encode_get(get, &mut out)?,
+        Command::Auth(token) => {
+            if token.is_empty() {
+                return Err(EncodeError::EmptyToken);
+            }
+            check_len("credential", token.len(), MAX_TOKEN_LEN)?;
+            out.extend_from_slice(token);
+        }
+        Command::Put(put) => {
+            out.push(u8::from(put.replace));
+            put_name(&mut out, &put.name)?;
+            put_short_str(&mut out, "picture title", &put.title)?;
+            out.extend_from_slice(&put.size.to_be_bytes());
+        }
+        Command::Delete(selector) => encode_selector(selector, &mut out)?,
+        Command::Rename { selector, name } => {
+            encode_selector(selector, &mut out)?;
+            put_name(&mut out, name)?;
+        }
+        Command::Retitle { selector, title } => {
+            encode_selector(selector, &mut out)?;
+            put_short_str(&mut out, "picture title", title)?;
+        }
+        Command::Move { selector, position } => {
+            encode_selector(selector, &mut out)?;
+            out.extend_from_slice(&position.to_be_bytes());
+        }
+        Command::Page(page) => {
+            out.extend_from_slice(&page.after.to_be_bytes());
+            out.extend_from_slice(&page.limit.to_be_bytes());
+            put_short_str(&mut out, "search text", &page.search)?;
+        }
+    }
+    Ok(out)
+}
+
+fn put_name(out: &mut Vec<u8>, name: &str) -> Result<(), EncodeError> {
+    if name.is_empty() {
+        return Err(EncodeError::EmptyName);
+    }
+    check_len("picture name", name.len(), MAX_NAME_LEN)?;
+    put_short_str(out, "picture name", name)
+}
+
 fn encode_get(get: &GetRequest, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    match &get.selector {
+    encode_selector(&get.selector, out)?;
+    let Variant {
+        max_width,
+        max_height,
+        format,
+    } = get.variant;
+    out.extend_from_slice(&max_width.map_or(0, NonZeroU32::get).to_be_bytes());
+    out.extend_from_slice(&max_height.map_or(0, NonZeroU32::get).to_be_bytes());
+    out.push(format.map_or(0, |f| f as u8));
+    Ok(())
+}
+
+fn encode_selector(selector: &Selector, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    match selector {
         Selector::Number(0) => return Err(EncodeError::ZeroNumber),
         Selector::Number(n) => {
             out.push(SELECTOR_NUMBER);
@@ -150,14 +300,6 @@ fn encode_get(get: &GetRequest, out: &mut Vec<u8>) -> Result<(), EncodeError> {
             put_short_str(out, "picture name", name)?;
         }
     }
-    let Variant {
-        max_width,
-        max_height,
-        format,
-    } = get.variant;
-    out.extend_from_slice(&max_width.map_or(0, NonZeroU32::get).to_be_bytes());
-    out.extend_from_slice(&max_height.map_or(0, NonZeroU32::get).to_be_bytes());
-    out.push(format.map_or(0, |f| f as u8));
     Ok(())
 }
 
@@ -212,7 +354,7 @@ pub fn decode_request(
         };
         return Err(fail(kind, error));
     }
-    let Some(kind) = kind else {
+    let Some(kind) = kind.filter(|&k| k != Kind::Change) else {
         return Err(fail(None, DecodeError::UnknownKind(kind_code)));
     };
     let Some(payload) = buf.get(REQUEST_HEADER_LEN..REQUEST_HEADER_LEN + len) else {
@@ -248,41 +390,115 @@ impl From<DecodeError> for RequestError {
 }
 
 fn decode_payload(kind: Kind, payload: &[u8]) -> Result<Command, DecodeError> {
-    let mut r = Reader::new(payload, "GET payload");
+    let what = match kind {
+        Kind::Get => "GET payload",
+        Kind::Put => "PUT payload",
+        Kind::Delete => "DELETE payload",
+        Kind::Rename => "RENAME payload",
+        Kind::Retitle => "RETITLE payload",
+        Kind::Move => "MOVE payload",
+        Kind::Page => "PAGE payload",
+        _ => "payload",
+    };
+    let mut r = Reader::new(payload, what);
     let command = match kind {
-        Kind::List | Kind::Ping if !r.is_empty() => {
+        Kind::List | Kind::Ping | Kind::Watch if !r.is_empty() => {
             return Err(DecodeError::UnexpectedPayload(kind.name()));
         }
         Kind::List => Command::List,
         Kind::Ping => Command::Ping,
+        Kind::Watch => Command::Watch,
         Kind::Get => Command::Get(decode_get(&mut r)?),
+        Kind::Auth => {
+            if payload.is_empty() {
+                return Err(DecodeError::EmptyToken);
+            }
+            if payload.len() > MAX_TOKEN_LEN {
+                return Err(too_large("credential", payload.len(), MAX_TOKEN_LEN));
+            }
+            return Ok(Command::Auth(payload.to_vec()));
+        }
+        Kind::Put => {
+            let replace = match r.u8()? {
+                0 => false,
+                1 => true,
+                other => return Err(DecodeError::ReservedFlags(other)),
+            };
+            Command::Put(PutRequest {
+                replace,
+                name: read_name(&mut r)?,
+                title: r.short_str("picture title")?.to_owned(),
+                size: r.u32()?,
+            })
+        }
+        Kind::Delete => Command::Delete(decode_selector(&mut r)?),
+        Kind::Rename => Command::Rename {
+            selector: decode_selector(&mut r)?,
+            name: read_name(&mut r)?,
+        },
+        Kind::Retitle => Command::Retitle {
+            selector: decode_selector(&mut r)?,
+            title: r.short_str("picture title")?.to_owned(),
+        },
+        Kind::Move => Command::Move {
+            selector: decode_selector(&mut r)?,
+            position: match r.u32()? {
+                0 => return Err(DecodeError::ZeroNumber),
+                n => n,
+            },
+        },
+        Kind::Page => {
+            let after = r.u32()?;
+            let limit = r.u16()?;
+            if limit == 0 || limit > MAX_PAGE_SIZE {
+                return Err(DecodeError::BadPageSize(limit));
+            }
+            let search = r.short_str("search text")?.to_owned();
+            Command::Page(PageRequest {
+                after,
+                limit,
+                search,
+            })
+        }
+        Kind::Change => return Err(DecodeError::UnknownKind(Kind::Change as u8)),
     };
     r.finish()?;
     Ok(command)
 }
 
-fn decode_get(r: &mut Reader<'_>) -> Result<GetRequest, DecodeError> {
-    let selector = match r.u8()? {
+fn too_large(what: &'static str, len: usize, max: usize) -> DecodeError {
+    DecodeError::TooLarge {
+        what,
+        len: len as u64,
+        max: max as u64,
+    }
+}
+
+/// A picture name: 1 to [`MAX_NAME_LEN`] bytes of UTF-8.
+fn read_name(r: &mut Reader<'_>) -> Result<String, DecodeError> {
+    let name = r.short_str("picture name")?;
+    if name.is_empty() {
+        return Err(DecodeError::EmptyName);
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(too_large("picture name", name.len(), MAX_NAME_LEN));
+    }
+    Ok(name.to_owned())
+}
+
+fn decode_selector(r: &mut Reader<'_>) -> Result<Selector, DecodeError> {
+    Ok(match r.u8()? {
         SELECTOR_NUMBER => match r.u32()? {
             0 => return Err(DecodeError::ZeroNumber),
             n => Selector::Number(n),
         },
-        SELECTOR_NAME => {
-            let name = r.short_str("picture name")?;
-            if name.is_empty() {
-                return Err(DecodeError::EmptyName);
-            }
-            if name.len() > MAX_NAME_LEN {
-                return Err(DecodeError::TooLarge {
-                    what: "picture name",
-                    len: name.len() as u64,
-                    max: MAX_NAME_LEN as u64,
-                });
-            }
-            Selector::Name(name.to_owned())
-        }
+        SELECTOR_NAME => Selector::Name(read_name(r)?),
         other => return Err(DecodeError::UnknownSelector(other)),
-    };
+    })
+}
+
+fn decode_get(r: &mut Reader<'_>) -> Result<GetRequest, DecodeError> {
+    let selector = decode_selector(r)?;
     let variant = Variant {
         max_width: NonZeroU32::new(r.u32()?),
         max_height: NonZeroU32::new(r.u32()?),
@@ -456,6 +672,66 @@ mod tests {
         );
         let long_name = [&[2u8, 65][..], &[b'a'; 65]].concat();
         assert!(get_payload(&with_variant(&long_name)).is_too_large());
+    }
+
+    #[test]
+    fn put_layout_announces_the_picture_that_follows() {
+        let put = Request {
+            id: 2,
+            command: Command::Put(PutRequest {
+                name: "dot".into(),
+                title: "A dot".into(),
+                replace: true,
+                size: 69,
+            }),
+        };
+        let bytes = encoded(&put);
+        assert_eq!(
+            bytes,
+            [
+                0xFB, 1, 5, 0, 0, 0, 0, 2, 0, 15, // header
+                1, 3, b'd', b'o', b't', 5, b'A', b' ', b'd', b'o',
+                b't', // replace, name, title
+                0, 0, 0, 69, // picture length
+            ]
+        );
+        // The picture's bytes after the frame are not part of it.
+        let mut stream = bytes.clone();
+        stream.extend_from_slice(&[0x89; 69]);
+        assert_eq!(
+            decode_request(&stream, MAX_REQUEST_PAYLOAD),
+            Ok(Some((put, bytes.len())))
+        );
+    }
+
+    #[test]
+    fn write_and_page_payloads_are_checked() {
+        let frame = |kind: u8, payload: &[u8]| {
+            let mut f = vec![0xFB, 1, kind, 0, 0, 0, 0, 4];
+            f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+            f.extend_from_slice(payload);
+            decode_err(&f).error
+        };
+        assert_eq!(frame(4, &[]), DecodeError::EmptyToken);
+        assert_eq!(
+            frame(5, &[2, 1, b'a', 0, 0, 0, 0, 1]),
+            DecodeError::ReservedFlags(2)
+        );
+        assert_eq!(
+            frame(9, &[1, 0, 0, 0, 1, 0, 0, 0, 0]),
+            DecodeError::ZeroNumber
+        );
+        assert_eq!(
+            frame(11, &[0, 0, 0, 0, 0, 0, 0]),
+            DecodeError::BadPageSize(0)
+        );
+        assert_eq!(
+            frame(11, &[0, 0, 0, 0, 0x03, 0xE9, 0]),
+            DecodeError::BadPageSize(1001)
+        );
+        assert_eq!(frame(10, &[0]), DecodeError::UnexpectedPayload("WATCH"));
+        // CHANGE is a notice from the server, never a request.
+        assert_eq!(frame(12, &[]), DecodeError::UnknownKind(12));
     }
 
     #[test]

@@ -31,6 +31,16 @@ pub enum Status {
     Busy = 4,
     /// The server failed; the body explains.
     Internal = 5,
+    /// A write without the right credential (none presented, or a wrong one).
+    Unauthorized = 6,
+    /// Writes are disabled: the server has no credential configured, or its store is
+    /// read-only.
+    WritesDisabled = 7,
+    /// The upload or the new name was refused: not a picture, corrupt, too many pixels, a name
+    /// that breaks the rules. The body explains.
+    Rejected = 8,
+    /// The name is already taken by another picture.
+    Conflict = 9,
 }
 
 impl Status {
@@ -42,6 +52,10 @@ impl Status {
             3 => Status::TooLarge,
             4 => Status::Busy,
             5 => Status::Internal,
+            6 => Status::Unauthorized,
+            7 => Status::WritesDisabled,
+            8 => Status::Rejected,
+            9 => Status::Conflict,
             other => return Err(DecodeError::UnknownStatus(other)),
         })
     }
@@ -54,6 +68,10 @@ impl Status {
             Status::TooLarge => "too large",
             Status::Busy => "server busy",
             Status::Internal => "internal server error",
+            Status::Unauthorized => "not authorised",
+            Status::WritesDisabled => "writes disabled",
+            Status::Rejected => "rejected",
+            Status::Conflict => "name taken",
         }
     }
 }

@@ -40,10 +40,18 @@ impl<'a> Reader<'a> {
         Ok(u32::from_be_bytes(self.array()?))
     }
 
+    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
     /// A string preceded by its length in one byte.
     pub(crate) fn short_str(&mut self, field: &'static str) -> Result<&'a str, DecodeError> {
         let len = usize::from(self.u8()?);
         std::str::from_utf8(self.bytes(len)?).map_err(|_| DecodeError::NotUtf8(field))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {

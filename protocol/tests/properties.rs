@@ -33,12 +33,42 @@ fn request() -> impl Strategy<Value = Request> {
             },
         })
     });
-    let command = prop_oneof![Just(Command::List), Just(Command::Ping), get];
+    let name = "[a-zA-Z0-9_é-]{1,20}";
+    let title = ".{0,40}";
+    let put =
+        (name, title, any::<bool>(), any::<u32>()).prop_map(|(name, title, replace, size)| {
+            Command::Put(PutRequest {
+                name,
+                title,
+                replace,
+                size,
+            })
+        });
+    let page = (any::<u32>(), 1..=MAX_PAGE_SIZE, ".{0,30}").prop_map(|(after, limit, search)| {
+        Command::Page(PageRequest {
+            after,
+            limit,
+            search,
+        })
+    });
+    let command = prop_oneof![
+        Just(Command::List),
+        Just(Command::Ping),
+        Just(Command::Watch),
+        get,
+        put,
+        page,
+        proptest::collection::vec(any::<u8>(), 1..=MAX_TOKEN_LEN).prop_map(Command::Auth),
+        selector().prop_map(Command::Delete),
+        (selector(), name).prop_map(|(selector, name)| Command::Rename { selector, name }),
+        (selector(), title).prop_map(|(selector, title)| Command::Retitle { selector, title }),
+        (selector(), 1u32..).prop_map(|(selector, position)| Command::Move { selector, position }),
+    ];
     (any::<u32>(), command).prop_map(|(id, command)| Request { id, command })
 }
 
 fn status() -> impl Strategy<Value = Status> {
-    (0u8..6).prop_map(|c| Status::from_code(c).unwrap_or(Status::Internal))
+    (0u8..10).prop_map(|c| Status::from_code(c).unwrap_or(Status::Internal))
 }
 
 fn response() -> impl Strategy<Value = Response> {
@@ -47,6 +77,9 @@ fn response() -> impl Strategy<Value = Response> {
         Just(Some(Kind::List)),
         Just(Some(Kind::Get)),
         Just(Some(Kind::Ping)),
+        Just(Some(Kind::Put)),
+        Just(Some(Kind::Watch)),
+        Just(Some(Kind::Change)),
     ];
     (
         kind,
@@ -121,6 +154,8 @@ proptest! {
             prop_assert!(used <= bytes.len());
         }
         let _ = decode_catalog(&bytes);
+        let _ = Page::decode(&bytes);
+        let _ = Change::decode(&bytes);
         let _ = Selector::from_choice(&bytes);
     }
 

@@ -1,17 +1,23 @@
-//! What the server answers to each request, independent of how the request arrived.
+//! What the server answers to each request, independent of how the request arrived: the
+//! [`Service`] that the TCP sessions and the WebSocket bridge share.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use picture_protocol::{
-    CATALOG_MIME, Command, EncodeError, GetRequest, Kind, RequestError, ResponseHead, Status,
-    TEXT_MIME,
+    CATALOG_MIME, Change, ChangeKind, Command, EncodeError, GetRequest, Kind, PAGE_MIME,
+    PictureInfo, RequestError, ResponseHead, Status, TEXT_MIME, VERSION_MIME, encode_catalog,
 };
-use tracing::error;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
+use tracing::{error, info, warn};
 
+use crate::access::AdminToken;
 use crate::connection::Connection;
-use crate::store::PictureStore;
+use crate::store::{Store, WriteError};
+
+/// Uploads received at once. Each is held whole in memory while it is checked, so this and
+/// the upload size limit bound what uploads can cost.
+pub const MAX_CONCURRENT_UPLOADS: usize = 4;
 
 /// A response without its framing: the framed session adds id and kind.
 pub struct Answer {
@@ -26,6 +32,14 @@ impl Answer {
             status,
             mime: TEXT_MIME.to_owned(),
             body: Bytes::from(message.into()),
+        }
+    }
+
+    fn ok(mime: &str, body: impl Into<Bytes>) -> Answer {
+        Answer {
+            status: Status::Ok,
+            mime: mime.to_owned(),
+            body: body.into(),
         }
     }
 
@@ -45,6 +59,14 @@ impl Answer {
             Status::Busy,
             "server is at its connection limit; try again later",
         )
+    }
+
+    /// The notice a watching connection receives for a change.
+    pub fn change(change: &Change) -> Answer {
+        match change.encode() {
+            Ok(body) => Answer::ok(picture_protocol::CHANGE_MIME, body),
+            Err(e) => Answer::text(Status::Internal, format!("cannot encode a change: {e}")),
+        }
     }
 
     /// This answer as the response to request `id` of `kind`.
@@ -75,7 +97,7 @@ pub struct EncodedAnswer {
 
 impl EncodedAnswer {
     /// Bytes of the whole frame.
-    pub fn len(&self) -> usize {
+    pub fn frame_len(&self) -> usize {
         self.head.len() + self.body.len()
     }
 
@@ -85,61 +107,218 @@ impl EncodedAnswer {
     }
 }
 
-/// Answers requests from a store: what the bridge holds when it serves this process's own
-/// pictures. A trait object, so that the web side need not be generic over the store type.
-pub trait Answerer: Send + Sync + 'static {
-    fn answer<'a>(
-        &'a self,
-        command: &'a Command,
-    ) -> Pin<Box<dyn Future<Output = Answer> + Send + 'a>>;
+/// What one connection (or WebSocket session) has established.
+#[derive(Debug, Default)]
+pub struct Caller {
+    /// It presented the admin token.
+    pub authorized: bool,
 }
 
-impl<S: PictureStore> Answerer for S {
-    fn answer<'a>(
-        &'a self,
-        command: &'a Command,
-    ) -> Pin<Box<dyn Future<Output = Answer> + Send + 'a>> {
-        Box::pin(answer(self, command))
+/// A connection that asked to WATCH: where its notices come from, and the id they carry.
+pub struct Watch {
+    id: u32,
+    changes: broadcast::Receiver<Change>,
+}
+
+impl Watch {
+    /// The id of the WATCH request, which every notice carries.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The next notice to send (one saying some were lost when this connection fell behind),
+    /// or `None` when there will be no more.
+    pub async fn next(&mut self) -> Option<Change> {
+        match self.changes.recv().await {
+            Ok(change) => Some(change),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some(Change {
+                version: 0,
+                kind: ChangeKind::Lost,
+                name: String::new(),
+                picture: None,
+            }),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+
+    /// The next notice of a connection that may not be watching: never, if it is not.
+    pub async fn next_of(watch: &mut Option<Watch>) -> Option<Change> {
+        match watch {
+            Some(watch) => watch.next().await,
+            None => std::future::pending().await,
+        }
     }
 }
 
-pub async fn answer<S: PictureStore>(store: &S, command: &Command) -> Answer {
-    let result = match command {
-        Command::Ping => Ok(Answer {
-            status: Status::Ok,
-            mime: String::new(),
-            body: Bytes::new(),
-        }),
-        Command::List => store.list().await.map(|body| Answer {
-            status: Status::Ok,
-            mime: CATALOG_MIME.to_owned(),
-            body,
-        }),
-        Command::Get(get) => answer_get(store, get).await,
-    };
-    result.unwrap_or_else(|e| {
-        error!("{e}");
-        Answer::text(Status::Internal, e.to_string())
-    })
+/// Answers requests from a store, applying the write policy.
+pub struct Service {
+    store: Arc<Store>,
+    token: Option<AdminToken>,
+    uploads: Arc<Semaphore>,
 }
 
-async fn answer_get<S: PictureStore>(
-    store: &S,
-    get: &GetRequest,
-) -> Result<Answer, crate::store::StoreError> {
-    if !get.variant.is_original() {
-        return Ok(Answer::text(
-            Status::BadRequest,
-            "picture variants (size, format) are not supported by this server yet",
-        ));
+impl Service {
+    pub fn new(store: Arc<Store>, token: Option<AdminToken>) -> Service {
+        Service {
+            store,
+            token,
+            uploads: Arc::new(Semaphore::new(MAX_CONCURRENT_UPLOADS)),
+        }
     }
-    let (status, picture) = match store.get(&get.selector).await? {
-        Some(picture) => (Status::Ok, picture),
-        None => (Status::NotFound, store.not_found()),
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Change notices from now on, for a WATCH request with this id.
+    pub fn watch(&self, id: u32) -> Watch {
+        Watch {
+            id,
+            changes: self.store.subscribe(),
+        }
+    }
+
+    /// Whether `caller` may write; the refusal to send if not.
+    pub fn check_write(&self, caller: &Caller) -> Result<(), Answer> {
+        if !self.store.is_writable() {
+            return Err(Answer::text(
+                Status::WritesDisabled,
+                "writes are disabled: this server's store is read-only",
+            ));
+        }
+        if self.token.is_none() {
+            return Err(Answer::text(
+                Status::WritesDisabled,
+                "writes are disabled: the server has no admin token configured",
+            ));
+        }
+        if !caller.authorized {
+            return Err(Answer::text(
+                Status::Unauthorized,
+                "writes need the admin token: send AUTH first",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A slot for receiving one upload, or `None` when too many are being received.
+    pub fn upload_slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.uploads.clone().try_acquire_owned().ok()
+    }
+
+    /// Answers one request. `upload` holds the bytes that followed a PUT frame.
+    pub async fn answer(&self, caller: &mut Caller, command: &Command, upload: Bytes) -> Answer {
+        if command.kind().is_write()
+            && let Err(refusal) = self.check_write(caller)
+        {
+            return refusal;
+        }
+        let store = &self.store;
+        match command {
+            Command::Ping => Answer::ok("", Bytes::new()),
+            Command::List => match store.catalog().list_body() {
+                Ok(body) => Answer::ok(CATALOG_MIME, body),
+                Err(_) => Answer::text(
+                    Status::BadRequest,
+                    format!(
+                        "the catalog holds {} pictures, more than a whole LIST can carry; use PAGE",
+                        store.catalog().len()
+                    ),
+                ),
+            },
+            Command::Page(page) => match store.catalog().page(page).encode() {
+                Ok(body) => Answer::ok(PAGE_MIME, body),
+                Err(e) => internal(format!("cannot encode a page: {e}")),
+            },
+            Command::Get(get) => self.answer_get(get).await,
+            Command::Watch => Answer::ok(
+                VERSION_MIME,
+                Bytes::copy_from_slice(&store.catalog().version().to_be_bytes()),
+            ),
+            Command::Auth(token) => self.authorize(caller, token),
+            Command::Put(put) => {
+                let result = store.put(&put.name, &put.title, put.replace, upload).await;
+                written("stored", result.map(Some))
+            }
+            Command::Delete(selector) => {
+                written("deleted", store.delete(selector).await.map(|()| None))
+            }
+            Command::Rename { selector, name } => {
+                written("renamed", store.rename(selector, name).await.map(Some))
+            }
+            Command::Retitle { selector, title } => {
+                written("retitled", store.retitle(selector, title).await.map(Some))
+            }
+            Command::Move { selector, position } => {
+                written("moved", store.move_to(selector, *position).await.map(Some))
+            }
+        }
+    }
+
+    fn authorize(&self, caller: &mut Caller, token: &[u8]) -> Answer {
+        match &self.token {
+            None => Answer::text(
+                Status::WritesDisabled,
+                "writes are disabled: the server has no admin token configured",
+            ),
+            Some(expected) if expected.matches(token) => {
+                caller.authorized = true;
+                Answer::ok("", Bytes::new())
+            }
+            Some(_) => {
+                warn!("AUTH with a wrong token");
+                Answer::text(Status::Unauthorized, "wrong admin token")
+            }
+        }
+    }
+
+    async fn answer_get(&self, get: &GetRequest) -> Answer {
+        if !get.variant.is_original() {
+            return Answer::text(
+                Status::BadRequest,
+                "picture variants (size, format) are not supported by this server yet",
+            );
+        }
+        let (status, picture) = match self.store.get(&get.selector).await {
+            Ok(Some(picture)) => (Status::Ok, picture),
+            Ok(None) => (Status::NotFound, self.store.not_found()),
+            Err(e) => return internal(e.to_string()),
+        };
+        Answer {
+            status,
+            mime: picture.info.mime.clone(),
+            body: picture.bytes,
+        }
+    }
+}
+
+fn internal(message: String) -> Answer {
+    error!("{message}");
+    Answer::text(Status::Internal, message)
+}
+
+/// The answer to a write: the picture as it now is (as a one-entry catalog), or why not.
+fn written(done: &str, result: Result<Option<Arc<PictureInfo>>, WriteError>) -> Answer {
+    let picture = match result {
+        Ok(picture) => picture,
+        Err(e) => {
+            let status = match &e {
+                WriteError::ReadOnly => Status::WritesDisabled,
+                WriteError::NotFound(_) => Status::NotFound,
+                WriteError::Conflict(_) => Status::Conflict,
+                WriteError::Name(_) | WriteError::Upload(_) => Status::Rejected,
+                WriteError::Store(_) => return internal(e.to_string()),
+            };
+            return Answer::text(status, e.to_string());
+        }
     };
-    Ok(Answer {
-        status,
-        mime: picture.info.mime.clone(),
-        body: picture.bytes.clone(),
-    })
+    if let Some(p) = &picture {
+        info!(name = %p.name, number = p.number, "picture {done}");
+    } else {
+        info!("picture {done}");
+    }
+    match encode_catalog(picture.as_deref()) {
+        Ok(body) => Answer::ok(CATALOG_MIME, body),
+        Err(e) => internal(format!("cannot encode the picture's entry: {e}")),
+    }
 }

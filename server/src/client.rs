@@ -1,14 +1,16 @@
 //! A client for the framed protocol over one persistent connection: raw TCP, or a WebSocket
 //! bridge (`ws://HOST:PORT/ws`) for networks that only let HTTP through.
 
+use std::collections::VecDeque;
 use std::io;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use picture_protocol::{
-    Command, DecodeError, EncodeError, GetRequest, MAX_RESPONSE_BODY, PictureInfo, Request,
-    ResponseHead, Selector, Status, Variant, decode_catalog,
+    Change, Command, DecodeError, EncodeError, GetRequest, Kind, MAX_PAGE_SIZE, MAX_RESPONSE_BODY,
+    Page, PageRequest, PictureInfo, PutRequest, Request, ResponseHead, Selector, Status, Variant,
+    decode_catalog,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -39,6 +41,8 @@ pub enum ClientError {
     WrongId { expected: u32, got: u32 },
     #[error("{}: {message}", status.describe())]
     Server { status: Status, message: String },
+    #[error("the server sent a {0} frame where none was expected")]
+    Unexpected(&'static str),
 }
 
 /// A picture as received.
@@ -61,7 +65,12 @@ enum Transport {
 pub struct Client {
     transport: Transport,
     next_id: u32,
+    /// Change notices that arrived while a response was awaited, oldest first.
+    changes: VecDeque<Change>,
 }
+
+/// Bytes of an upload written at a time, so that progress can be shown as it goes.
+const UPLOAD_PIECE: usize = 256 * 1024;
 
 impl Client {
     /// Connects to `HOST:PORT` (or `tcp://HOST:PORT`, as the server prints it) over TCP, or
@@ -92,17 +101,161 @@ impl Client {
         Ok(Client {
             transport,
             next_id: 1,
+            changes: VecDeque::new(),
         })
     }
 
+    /// Presents the admin token: writes on this connection are allowed from now on.
+    pub async fn authenticate(&mut self, token: &str) -> Result<(), ClientError> {
+        let command = Command::Auth(token.as_bytes().to_vec());
+        let (head, body) = self.call(command, &[], |_, _| {}).await?;
+        ok_or_error(&head, &body)
+    }
+
+    /// Uploads a picture under `name`; `progress` is called with bytes sent and bytes in all.
+    /// Returns the catalog entry the server made for it.
+    pub async fn put(
+        &mut self,
+        name: &str,
+        title: &str,
+        replace: bool,
+        picture: &[u8],
+        progress: impl FnMut(u64, u64),
+    ) -> Result<PictureInfo, ClientError> {
+        let size = u32::try_from(picture.len()).map_err(|_| EncodeError::TooLong {
+            what: "picture",
+            len: picture.len(),
+            max: u32::MAX as usize,
+        })?;
+        let command = Command::Put(PutRequest {
+            name: name.to_owned(),
+            title: title.to_owned(),
+            replace,
+            size,
+        });
+        self.edit(command, picture, progress).await
+    }
+
+    pub async fn delete(&mut self, selector: Selector) -> Result<(), ClientError> {
+        let (head, body) = self.call(Command::Delete(selector), &[], |_, _| {}).await?;
+        ok_or_error(&head, &body)
+    }
+
+    pub async fn rename(
+        &mut self,
+        selector: Selector,
+        name: &str,
+    ) -> Result<PictureInfo, ClientError> {
+        let name = name.to_owned();
+        self.edit(Command::Rename { selector, name }, &[], |_, _| {})
+            .await
+    }
+
+    pub async fn retitle(
+        &mut self,
+        selector: Selector,
+        title: &str,
+    ) -> Result<PictureInfo, ClientError> {
+        let title = title.to_owned();
+        self.edit(Command::Retitle { selector, title }, &[], |_, _| {})
+            .await
+    }
+
+    /// Moves a picture to a 1-based menu position.
+    pub async fn move_to(
+        &mut self,
+        selector: Selector,
+        position: u32,
+    ) -> Result<PictureInfo, ClientError> {
+        self.edit(Command::Move { selector, position }, &[], |_, _| {})
+            .await
+    }
+
+    /// A write whose answer is the picture's new catalog entry.
+    async fn edit(
+        &mut self,
+        command: Command,
+        upload: &[u8],
+        progress: impl FnMut(u64, u64),
+    ) -> Result<PictureInfo, ClientError> {
+        let (head, body) = self.call(command, upload, progress).await?;
+        ok_or_error(&head, &body)?;
+        decode_catalog(&body)?
+            .pop()
+            .ok_or(ClientError::Protocol(DecodeError::Truncated(
+                "catalog entry",
+            )))
+    }
+
+    /// One page of the catalog: pictures after number `after` whose name or title contains
+    /// `search`.
+    pub async fn page(
+        &mut self,
+        after: u32,
+        limit: u16,
+        search: &str,
+    ) -> Result<Page, ClientError> {
+        let command = Command::Page(PageRequest {
+            after,
+            limit,
+            search: search.to_owned(),
+        });
+        let (head, body) = self.call(command, &[], |_, _| {}).await?;
+        ok_or_error(&head, &body)?;
+        Ok(Page::decode(&body)?)
+    }
+
+    /// Every picture whose name or title contains `search` (all of them when it is empty),
+    /// read page by page, so catalogs too large for one LIST can be listed.
+    pub async fn list_all(&mut self, search: &str) -> Result<Vec<PictureInfo>, ClientError> {
+        let mut pictures = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.page(after, MAX_PAGE_SIZE, search).await?;
+            let full = page.pictures.len() == usize::from(MAX_PAGE_SIZE);
+            match page.pictures.last() {
+                Some(last) => after = last.number,
+                None => return Ok(pictures),
+            }
+            pictures.extend(page.pictures);
+            if !full {
+                return Ok(pictures);
+            }
+        }
+    }
+
+    /// Asks for change notices; returns the catalog version they start from.
+    pub async fn watch(&mut self) -> Result<u64, ClientError> {
+        let (head, body) = self.call(Command::Watch, &[], |_, _| {}).await?;
+        ok_or_error(&head, &body)?;
+        let version: [u8; 8] = body
+            .try_into()
+            .map_err(|_| DecodeError::Truncated("catalog version"))?;
+        Ok(u64::from_be_bytes(version))
+    }
+
+    /// The next change notice, after [`Client::watch`]. Waits as long as it takes.
+    pub async fn next_change(&mut self) -> Result<Change, ClientError> {
+        if let Some(change) = self.changes.pop_front() {
+            return Ok(change);
+        }
+        let (head, body) = self.receive(&mut |_, _| {}, None).await?;
+        if head.kind != Some(Kind::Change) {
+            return Err(ClientError::Unexpected(
+                head.kind.map_or("unreadable", Kind::name),
+            ));
+        }
+        Ok(Change::decode(&body)?)
+    }
+
     pub async fn list(&mut self) -> Result<Vec<PictureInfo>, ClientError> {
-        let (head, body) = self.call(Command::List, |_, _| {}).await?;
+        let (head, body) = self.call(Command::List, &[], |_, _| {}).await?;
         ok_or_error(&head, &body)?;
         Ok(decode_catalog(&body)?)
     }
 
     pub async fn ping(&mut self) -> Result<(), ClientError> {
-        let (head, body) = self.call(Command::Ping, |_, _| {}).await?;
+        let (head, body) = self.call(Command::Ping, &[], |_, _| {}).await?;
         ok_or_error(&head, &body)
     }
 
@@ -118,7 +271,7 @@ impl Client {
             selector,
             variant: Variant::default(),
         });
-        let (head, bytes) = self.call(command, progress).await?;
+        let (head, bytes) = self.call(command, &[], progress).await?;
         if head.status != Status::NotFound {
             ok_or_error(&head, &bytes)?;
         }
@@ -129,37 +282,80 @@ impl Client {
         })
     }
 
-    async fn send(&mut self, frame: &[u8]) -> Result<(), ClientError> {
+    /// Sends a frame and the upload that follows it (empty for all but PUT).
+    async fn send(
+        &mut self,
+        frame: &[u8],
+        upload: &[u8],
+        progress: &mut impl FnMut(u64, u64),
+    ) -> Result<(), ClientError> {
+        let total = upload.len() as u64;
         match &mut self.transport {
-            Transport::Tcp { stream, .. } => stream.write_all(frame).await?,
+            Transport::Tcp { stream, .. } => {
+                stream.write_all(frame).await?;
+                let mut sent = 0;
+                for piece in upload.chunks(UPLOAD_PIECE) {
+                    timeout(IO_TIMEOUT, stream.write_all(piece))
+                        .await
+                        .map_err(|_| ClientError::Timeout)??;
+                    sent += piece.len() as u64;
+                    progress(sent, total);
+                }
+            }
             Transport::WebSocket(socket) => {
-                socket
-                    .send(Message::Binary(Bytes::copy_from_slice(frame)))
-                    .await?
+                let message = [frame, upload].concat();
+                socket.send(Message::Binary(Bytes::from(message))).await?;
+                progress(total, total);
             }
         }
         Ok(())
     }
 
-    /// Sends one request and reads its response.
+    /// Sends one request and reads its response. The progress of an upload is reported while
+    /// it is sent, that of a download while it arrives.
     async fn call(
         &mut self,
         command: Command,
+        upload: &[u8],
         mut progress: impl FnMut(u64, u64),
     ) -> Result<(ResponseHead, Vec<u8>), ClientError> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        self.send(&Request { id, command }.encode()?).await?;
+        let frame = Request { id, command }.encode()?;
+        self.send(&frame, upload, &mut progress).await?;
+        loop {
+            let (head, body) = self.receive(&mut progress, Some(IO_TIMEOUT)).await?;
+            if head.kind == Some(Kind::Change) {
+                // A notice for a watching connection, between two answers: kept for later.
+                self.changes.push_back(Change::decode(&body)?);
+                continue;
+            }
+            // A response with id 0 answers a request the server could not read.
+            if head.id != id && head.id != 0 {
+                return Err(ClientError::WrongId {
+                    expected: id,
+                    got: head.id,
+                });
+            }
+            return Ok((head, body));
+        }
+    }
 
-        let (head, body) = match &mut self.transport {
+    /// Reads the next frame from the server, waiting at most `patience` for each piece of it.
+    async fn receive(
+        &mut self,
+        progress: &mut impl FnMut(u64, u64),
+        patience: Option<Duration>,
+    ) -> Result<(ResponseHead, Vec<u8>), ClientError> {
+        Ok(match &mut self.transport {
             Transport::Tcp { stream, buffer } => {
-                let head = read_head(stream, buffer).await?;
+                let head = read_head(stream, buffer, patience).await?;
                 buffer.advance(head.encoded_len());
-                let body = read_body(stream, buffer, &head, &mut progress).await?;
+                let body = read_body(stream, buffer, &head, progress).await?;
                 (head, body)
             }
             Transport::WebSocket(socket) => {
-                let frame = next_binary(socket).await?;
+                let frame = next_binary(socket, patience).await?;
                 let (response, used) =
                     picture_protocol::decode_response(&frame, MAX_RESPONSE_BODY)?
                         .ok_or(DecodeError::Truncated("response message"))?;
@@ -171,27 +367,25 @@ impl Client {
                 progress(response.body.len() as u64, response.body.len() as u64);
                 (response.head, response.body)
             }
-        };
-        // A response with id 0 answers a request the server could not read.
-        if head.id != id && head.id != 0 {
-            return Err(ClientError::WrongId {
-                expected: id,
-                got: head.id,
-            });
-        }
-        Ok((head, body))
+        })
     }
 }
 
 async fn read_head(
     stream: &mut TcpStream,
     buffer: &mut BytesMut,
+    patience: Option<Duration>,
 ) -> Result<ResponseHead, ClientError> {
     loop {
         if let Some(head) = ResponseHead::decode(buffer, MAX_RESPONSE_BODY)? {
             return Ok(head);
         }
-        fill(stream, buffer).await?;
+        match patience {
+            Some(patience) => fill(stream, buffer, patience).await?,
+            // Waiting for a notice: once its first bytes are in, the rest is a response like any.
+            None if buffer.is_empty() => fill(stream, buffer, Duration::MAX).await?,
+            None => fill(stream, buffer, IO_TIMEOUT).await?,
+        }
     }
 }
 
@@ -211,13 +405,17 @@ async fn read_body(
         if body.len() == len {
             return Ok(body);
         }
-        fill(stream, buffer).await?;
+        fill(stream, buffer, IO_TIMEOUT).await?;
     }
 }
 
-async fn fill(stream: &mut TcpStream, buffer: &mut BytesMut) -> Result<(), ClientError> {
+async fn fill(
+    stream: &mut TcpStream,
+    buffer: &mut BytesMut,
+    patience: Duration,
+) -> Result<(), ClientError> {
     buffer.reserve(64 * 1024);
-    match timeout(IO_TIMEOUT, stream.read_buf(buffer)).await {
+    match timeout(patience, stream.read_buf(buffer)).await {
         Err(_) => Err(ClientError::Timeout),
         Ok(Ok(0)) => Err(ClientError::Closed),
         Ok(Ok(_)) => Ok(()),
@@ -228,9 +426,10 @@ async fn fill(stream: &mut TcpStream, buffer: &mut BytesMut) -> Result<(), Clien
 /// The next binary message, skipping control messages.
 async fn next_binary(
     socket: &mut WebSocketStream<MaybeTlsStream<TcpStream>>,
+    patience: Option<Duration>,
 ) -> Result<Bytes, ClientError> {
     loop {
-        let message = timeout(IO_TIMEOUT, socket.next())
+        let message = timeout(patience.unwrap_or(Duration::MAX), socket.next())
             .await
             .map_err(|_| ClientError::Timeout)?
             .ok_or(ClientError::Closed)??;

@@ -47,6 +47,16 @@ impl<S> Connection<S> {
     pub fn consume(&mut self, n: usize) {
         self.buffer.advance(n);
     }
+
+    /// Takes the first `n` buffered bytes out, as a buffer of their own (an upload's bytes).
+    pub fn take(&mut self, n: usize) -> Bytes {
+        self.buffer.split_to(n.min(self.buffer.len())).freeze()
+    }
+
+    /// Makes room for `n` more bytes in one go, for a large body whose length is known.
+    pub fn reserve(&mut self, n: usize) {
+        self.buffer.reserve(n.saturating_sub(self.buffer.len()));
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {

@@ -9,8 +9,10 @@
 //!   protocol).
 //! * `connection`: a socket with its read buffer and a queue of outgoing chunks written with
 //!   vectored writes, so picture bytes are never copied.
-//! * `answer`: what each request gets, whatever mode it came in.
-//! * [`store`]: where pictures come from, behind the [`store::PictureStore`] trait.
+//! * [`answer`]: what each request gets, whatever way it came in: the [`answer::Service`]
+//!   that applies the write policy of [`access`] to the [`store`].
+//! * [`store`]: the catalog and the picture bytes (SQLite database or read-only folder), the
+//!   checks uploads pass, and the feed of changes.
 //! * [`limits`]: every bound a client is held to.
 //! * [`client`]: the framed-protocol client (TCP or WebSocket) used by `picture-client`.
 //! * [`web`]: the HTTP server for the browser page and the WebSocket bridge that answers the
@@ -20,7 +22,8 @@
 
 #![forbid(unsafe_code)]
 
-mod answer;
+pub mod access;
+pub mod answer;
 pub mod args;
 pub mod client;
 mod connection;

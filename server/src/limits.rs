@@ -34,7 +34,12 @@ pub struct Limits {
     pub max_request_payload: usize,
     /// How long shutdown waits for transfers in flight.
     pub shutdown_grace: Duration,
+    /// Largest picture a PUT may upload, in bytes.
+    pub max_upload_size: usize,
 }
+
+/// Default for [`Limits::max_upload_size`]: 32 MiB.
+pub const DEFAULT_MAX_UPLOAD_SIZE: usize = 32 * 1024 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -44,6 +49,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(10),
             max_request_payload: MAX_REQUEST_PAYLOAD,
             shutdown_grace: Duration::from_secs(10),
+            max_upload_size: DEFAULT_MAX_UPLOAD_SIZE,
         }
     }
 }

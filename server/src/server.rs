@@ -12,11 +12,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::answer::Answer;
+use crate::answer::{Answer, Service};
 use crate::connection::Connection;
 use crate::limits::{BUSY_READ_TIMEOUT, Limits, MAX_BUSY_REJECTIONS};
 use crate::session::{self, Mode, Stats, queue_answer};
-use crate::store::PictureStore;
 
 /// Pause after a failed accept (out of file descriptors, say) before trying again, so the loop
 /// does not spin while the condition lasts.
@@ -24,9 +23,9 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Serves pictures on `listener` until `shutdown` is cancelled, then stops accepting and waits
 /// (at most [`Limits::shutdown_grace`]) for the connections in flight to finish.
-pub async fn serve<S: PictureStore>(
+pub async fn serve(
     listener: TcpListener,
-    store: Arc<S>,
+    service: Arc<Service>,
     limits: Limits,
     shutdown: CancellationToken,
 ) {
@@ -36,9 +35,9 @@ pub async fn serve<S: PictureStore>(
     let tracker = TaskTracker::new();
     while let Some((stream, peer)) = next_connection(&listener, &shutdown).await {
         if let Ok(permit) = connections.clone().try_acquire_owned() {
-            let (store, limits, shutdown) = (store.clone(), limits.clone(), shutdown.clone());
+            let (service, limits, shutdown) = (service.clone(), limits.clone(), shutdown.clone());
             tracker.spawn(async move {
-                handle(stream, peer, &*store, &limits, &shutdown).await;
+                handle(stream, peer, &service, &limits, &shutdown).await;
                 drop(permit);
             });
         } else if let Ok(permit) = rejections.clone().try_acquire_owned() {
@@ -94,17 +93,17 @@ pub(crate) async fn next_connection(
     }
 }
 
-async fn handle<S: PictureStore>(
+async fn handle(
     stream: TcpStream,
     peer: SocketAddr,
-    store: &S,
+    service: &Service,
     limits: &Limits,
     shutdown: &CancellationToken,
 ) {
     let started = Instant::now();
     let mut conn = Connection::new(stream);
     let mut stats = Stats::default();
-    let end = session::run(&mut conn, store, limits, shutdown, &mut stats).await;
+    let end = session::run(&mut conn, service, limits, shutdown, &mut stats).await;
     info!(
         %peer,
         mode = stats.mode.map_or("none", Mode::name),

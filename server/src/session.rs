@@ -2,17 +2,18 @@
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
+use bytes::Bytes;
 use picture_protocol::{
-    Command, GetRequest, Kind, MAGIC, Selector, Status, Variant, decode_request,
+    Change, Command, GetRequest, Kind, MAGIC, Selector, Status, Variant, decode_request,
 };
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 
-use crate::answer::{Answer, answer};
+use crate::answer::{Answer, Caller, Service, Watch};
 use crate::connection::Connection;
 use crate::limits::{BARE_CHOICE_MAX, Limits, MAX_QUEUED_RESPONSES};
-use crate::store::PictureStore;
 
 /// What a session did, for its log line.
 #[derive(Debug, Default)]
@@ -54,6 +55,10 @@ pub enum End {
     Rejected(picture_protocol::RequestError),
     /// A bare choice could not be answered because the store failed.
     StoreFailed,
+    /// An upload was refused from its header; its bytes were not read.
+    UploadRefused,
+    /// AUTH presented a wrong token.
+    WrongToken,
     Io(io::Error),
 }
 
@@ -67,6 +72,8 @@ impl fmt::Display for End {
             End::Shutdown => f.write_str("server shutdown"),
             End::Rejected(e) => write!(f, "rejected: {e}"),
             End::StoreFailed => f.write_str("store failed"),
+            End::UploadRefused => f.write_str("upload refused"),
+            End::WrongToken => f.write_str("wrong admin token"),
             End::Io(e) => write!(f, "i/o error: {e}"),
         }
     }
@@ -79,9 +86,9 @@ impl From<io::Error> for End {
 }
 
 /// Serves one connection until it ends, returning why.
-pub async fn run<S: PictureStore>(
+pub async fn run(
     conn: &mut Connection,
-    store: &S,
+    service: &Service,
     limits: &Limits,
     shutdown: &CancellationToken,
     stats: &mut Stats,
@@ -92,11 +99,11 @@ pub async fn run<S: PictureStore>(
             0 => Ok(End::Done),
             _ if conn.buffer().first() == Some(&MAGIC) => {
                 stats.mode = Some(Mode::Framed);
-                serve_framed(conn, store, limits, shutdown, stats).await
+                serve_framed(conn, service, limits, shutdown, stats).await
             }
             _ => {
                 stats.mode = Some(Mode::Bare);
-                serve_bare(conn, store, limits, stats).await
+                serve_bare(conn, service, limits, stats).await
             }
         }
     };
@@ -111,14 +118,23 @@ async fn read_more(conn: &mut Connection, deadline: Instant) -> Result<usize, En
     }
 }
 
+/// What a framed connection waits for between requests.
+enum Wake {
+    Shutdown,
+    Read(Result<io::Result<usize>, tokio::time::error::Elapsed>),
+    Change(Option<Change>),
+}
+
 /// Framed mode: answer requests in order for as long as the client keeps the connection.
-async fn serve_framed<S: PictureStore>(
+async fn serve_framed(
     conn: &mut Connection,
-    store: &S,
+    service: &Service,
     limits: &Limits,
     shutdown: &CancellationToken,
     stats: &mut Stats,
 ) -> Result<End, End> {
+    let mut caller = Caller::default();
+    let mut watch: Option<Watch> = None;
     // When the request now being received began; it must be whole by the request timeout.
     let mut request_started = Some(Instant::now());
     loop {
@@ -131,8 +147,39 @@ async fn serve_framed<S: PictureStore>(
                     conn.consume(used);
                     request_started = None;
                     stats.requests += 1;
-                    let answer = answer(store, &request.command).await;
-                    queue_answer(conn, Some(request.command.kind()), request.id, answer)?;
+                    let kind = request.command.kind();
+                    let upload = match &request.command {
+                        Command::Put(put) => {
+                            stats.bytes_out += conn.flush(limits.idle_timeout).await?;
+                            match receive_upload(conn, service, &caller, put.size, limits).await? {
+                                Ok(upload) => upload,
+                                Err(refusal) => {
+                                    // The picture's bytes are on their way and will not be
+                                    // read: the connection cannot go on.
+                                    queue_answer(conn, Some(kind), request.id, refusal)?;
+                                    stats.bytes_out += conn.flush(limits.idle_timeout).await?;
+                                    conn.close_gracefully().await;
+                                    return Ok(End::UploadRefused);
+                                }
+                            }
+                        }
+                        Command::Watch if watch.is_none() => {
+                            // Subscribed before answering, so no change after the version
+                            // in the answer is missed.
+                            watch = Some(service.watch(request.id));
+                            Bytes::new()
+                        }
+                        _ => Bytes::new(),
+                    };
+                    let answer = service.answer(&mut caller, &request.command, upload).await;
+                    let refused_auth = kind == Kind::Auth && answer.status == Status::Unauthorized;
+                    queue_answer(conn, Some(kind), request.id, answer)?;
+                    if refused_auth {
+                        // One guess per connection.
+                        stats.bytes_out += conn.flush(limits.idle_timeout).await?;
+                        conn.close_gracefully().await;
+                        return Ok(End::WrongToken);
+                    }
                     queued += 1;
                     if queued >= MAX_QUEUED_RESPONSES {
                         stats.bytes_out += conn.flush(limits.idle_timeout).await?;
@@ -151,14 +198,30 @@ async fn serve_framed<S: PictureStore>(
         stats.bytes_out += conn.flush(limits.idle_timeout).await?;
 
         if conn.buffer().is_empty() {
-            let read = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => return Ok(End::Shutdown),
-                read = tokio::time::timeout(limits.idle_timeout, conn.fill()) => read,
+            // A watching connection waits for notices as long as it likes: it is the server
+            // that has something to say.
+            let idle = if watch.is_some() {
+                Duration::MAX
+            } else {
+                limits.idle_timeout
             };
-            match read.map_err(|_| End::Idle)?? {
-                0 => return Ok(End::Done),
-                _ => request_started = Some(Instant::now()),
+            let wake = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => Wake::Shutdown,
+                change = Watch::next_of(&mut watch) => Wake::Change(change),
+                read = tokio::time::timeout(idle, conn.fill()) => Wake::Read(read),
+            };
+            match wake {
+                Wake::Shutdown => return Ok(End::Shutdown),
+                Wake::Change(None) => watch = None,
+                Wake::Change(Some(change)) => {
+                    let id = watch.as_ref().map_or(0, Watch::id);
+                    queue_answer(conn, Some(Kind::Change), id, Answer::change(&change))?;
+                }
+                Wake::Read(read) => match read.map_err(|_| End::Idle)?? {
+                    0 => return Ok(End::Done),
+                    _ => request_started = Some(Instant::now()),
+                },
             }
         } else {
             let started = *request_started.get_or_insert_with(Instant::now);
@@ -169,11 +232,50 @@ async fn serve_framed<S: PictureStore>(
     }
 }
 
+/// Receives the `size` bytes of a picture that follow a PUT frame, after checking that they
+/// would be accepted at all: a refusal (too large, not authorised, too many uploads) is
+/// decided from the header, before a byte of the picture is read.
+async fn receive_upload(
+    conn: &mut Connection,
+    service: &Service,
+    caller: &Caller,
+    size: u32,
+    limits: &Limits,
+) -> Result<Result<Bytes, Answer>, End> {
+    let size = size as usize;
+    if size > limits.max_upload_size {
+        return Ok(Err(Answer::text(
+            Status::TooLarge,
+            format!(
+                "the picture of {size} bytes exceeds the upload limit of {}",
+                limits.max_upload_size
+            ),
+        )));
+    }
+    if let Err(refusal) = service.check_write(caller) {
+        return Ok(Err(refusal));
+    }
+    let Some(_slot) = service.upload_slot() else {
+        return Ok(Err(Answer::text(
+            Status::Busy,
+            "too many uploads at once; try again later",
+        )));
+    };
+    conn.reserve(size);
+    while conn.buffer().len() < size {
+        // The picture must keep arriving: no pause longer than the request timeout.
+        if read_more(conn, Instant::now() + limits.request_timeout).await? == 0 {
+            return Err(End::ClosedMidRequest);
+        }
+    }
+    Ok(Ok(conn.take(size)))
+}
+
 /// Bare-choice mode: the first read is the whole request; answer with the picture's bytes and
 /// close, as the original server did.
-async fn serve_bare<S: PictureStore>(
+async fn serve_bare(
     conn: &mut Connection,
-    store: &S,
+    service: &Service,
     limits: &Limits,
     stats: &mut Stats,
 ) -> Result<End, End> {
@@ -184,7 +286,9 @@ async fn serve_bare<S: PictureStore>(
         selector,
         variant: Variant::default(),
     });
-    let answer = answer(store, &get).await;
+    let answer = service
+        .answer(&mut Caller::default(), &get, Bytes::new())
+        .await;
     if !matches!(answer.status, Status::Ok | Status::NotFound) {
         // There is no way to report an error in this mode; sending the message as if it were
         // a picture would be worse than closing.

@@ -238,7 +238,7 @@ async fn start_corrupting_proxy(upstream: SocketAddr) -> SocketAddr {
             };
             let corrupt = first[0] != 0xFB && {
                 bare += 1;
-                bare % 4 == 0
+                bare.is_multiple_of(4)
             };
             tokio::spawn(async move {
                 if server.write_all(&first[..n]).await.is_err() {

@@ -10,7 +10,9 @@ use picture_protocol::{
     decode_catalog, decode_response,
 };
 use picture_server::Limits;
-use picture_server::store::FolderStore;
+use picture_server::access::AdminToken;
+use picture_server::answer::Service;
+use picture_server::store::{Folder, Store, StoreOptions, StoreUrl};
 use picture_server::web::{BridgeConfig, OriginPolicy, Upstream, WebConfig, serve_web};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -57,15 +59,18 @@ pub fn manifest_names() -> Vec<String> {
         .collect()
 }
 
+/// The admin token of the test servers that accept writes.
+pub const TOKEN: &str = "test-admin-token";
+
 pub struct TestServer {
     pub addr: SocketAddr,
-    store: Arc<FolderStore>,
+    service: Arc<Service>,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
 
 impl TestServer {
-    /// A server for the shipped pictures with default limits.
+    /// A server for the shipped pictures (a read-only folder store) with default limits.
     pub async fn start() -> TestServer {
         TestServer::start_with(&assets_dir(), Limits::default()).await
     }
@@ -76,8 +81,23 @@ impl TestServer {
 
     /// A server on a chosen address, so that a test can restart it at the same place.
     pub async fn start_at(addr: SocketAddr, assets: &Path, limits: Limits) -> TestServer {
-        let store = FolderStore::load(assets).unwrap_or_else(|e| panic!("loading assets: {e}"));
-        let store = Arc::new(store);
+        let folder = Folder::load(assets).unwrap_or_else(|e| panic!("loading assets: {e}"));
+        let service = Service::new(Arc::new(Store::from_folder(folder)), None);
+        TestServer::serve(addr, service, limits).await
+    }
+
+    /// A server on a SQLite database at `db` (seeded from the shipped pictures when new) that
+    /// accepts writes with [`TOKEN`].
+    pub async fn start_sqlite(db: &Path, limits: Limits) -> TestServer {
+        let url = StoreUrl::Sqlite(db.to_path_buf());
+        let store = Store::open(&url, Some(&assets_dir()), &StoreOptions::default())
+            .unwrap_or_else(|e| panic!("opening {url}: {e}"));
+        let service = Service::new(Arc::new(store), AdminToken::new(TOKEN));
+        TestServer::serve(SocketAddr::from(([127, 0, 0, 1], 0)), service, limits).await
+    }
+
+    async fn serve(addr: SocketAddr, service: Service, limits: Limits) -> TestServer {
+        let service = Arc::new(service);
         let listener = TcpListener::bind(addr)
             .await
             .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
@@ -85,21 +105,25 @@ impl TestServer {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(picture_server::serve(
             listener,
-            store.clone(),
+            service.clone(),
             limits,
             shutdown.clone(),
         ));
         TestServer {
             addr,
-            store,
+            service,
             shutdown,
             task,
         }
     }
 
+    pub fn store(&self) -> &Arc<Store> {
+        self.service.store()
+    }
+
     /// The bridge answering from this server's store, as the binary runs it by default.
     pub fn local(&self) -> Upstream {
-        Upstream::local(self.store.clone())
+        Upstream::local(self.service.clone())
     }
 
     /// The bridge forwarding to this server's TCP port, as `--upstream` or `bridge` run it.
@@ -219,6 +243,7 @@ pub fn web_config(www: &Path, upstream: Upstream) -> WebConfig {
             upstream,
             idle_timeout: Duration::from_secs(60),
             max_request_payload: picture_protocol::MAX_REQUEST_PAYLOAD,
+            max_upload_size: picture_server::limits::DEFAULT_MAX_UPLOAD_SIZE,
         },
         origins: OriginPolicy::default(),
         max_connections: 1024,

@@ -102,6 +102,7 @@ async fn shutdown_gives_up_on_a_client_that_never_reads() {
 #[cfg(unix)]
 #[tokio::test]
 async fn server_binary_exits_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
         .args([
             "--tcp-addr",
@@ -111,6 +112,8 @@ async fn server_binary_exits_cleanly_on_sigterm() {
             "--assets",
         ])
         .arg(assets_dir())
+        .arg("--store")
+        .arg(format!("sqlite:{}", dir.path().join("p.db").display()))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)

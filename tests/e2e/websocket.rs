@@ -209,23 +209,13 @@ async fn upstream_down_gives_an_error_answer_then_recovers() {
     assert!(r.text().contains("unavailable"), "{}", r.text());
 
     // The picture server comes up; the same session reconnects on its next request.
-    let store =
-        picture_server::store::FolderStore::load(&assets_dir()).unwrap_or_else(|e| panic!("{e}"));
-    let listener = tokio::net::TcpListener::bind(&upstream)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(picture_server::serve(
-        listener,
-        std::sync::Arc::new(store),
-        Limits::default(),
-        stop.clone(),
-    ));
+    let addr = upstream.parse().unwrap_or_else(|e| panic!("{e}"));
+    let server = TestServer::start_at(addr, &assets_dir(), Limits::default()).await;
     let r = exchange(&mut socket, frame(2, Command::List)).await;
     assert_eq!((r.head.id, r.head.status), (2, Status::Ok));
 
     // It goes down again: an error answer, not a silent close.
-    stop.cancel();
+    let _stopping = server.begin_shutdown();
     // The kept connection may still finish requests while the server drains: ask until the
     // answer changes (bounded by the tests' patience), and it must be an error answer.
     let answer = within(async {

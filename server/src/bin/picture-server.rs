@@ -1,5 +1,5 @@
-//! `picture-server`: serves the pictures of a folder over TCP, and the browser page with its
-//! WebSocket bridge over HTTP.
+//! `picture-server`: serves the pictures of a store over TCP, and the browser page with its
+//! WebSocket bridge over HTTP; `import` and `export` move pictures in and out of a store.
 
 #![forbid(unsafe_code)]
 
@@ -11,7 +11,12 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use picture_protocol::MAX_REQUEST_PAYLOAD;
 use picture_server::Limits;
-use picture_server::store::FolderStore;
+use picture_server::access::AdminToken;
+use picture_server::answer::Service;
+use picture_server::limits::DEFAULT_MAX_UPLOAD_SIZE;
+use picture_server::store::{
+    DEFAULT_CACHE_SIZE, MAX_PICTURE_BYTES, Store, StoreOptions, StoreUrl, UploadRules, export,
+};
 use picture_server::web::{BridgeConfig, OriginPolicy, Upstream, WebConfig, serve_web};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -40,6 +45,57 @@ enum Command {
         #[command(flatten)]
         web: WebArgs,
     },
+    /// Add the pictures of a folder (and the titles and order of its catalog.toml) to a store;
+    /// pictures whose name is already there are replaced. Run it while no server uses the store.
+    Import {
+        /// Folder of pictures, as `export` writes it.
+        dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Write every picture of a store into a folder, with a catalog.toml that `import` reads.
+    Export {
+        /// Folder to write into (created if missing).
+        dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct StoreArgs {
+    /// Where pictures are kept: sqlite:PATH (created on first start, seeded from --assets) or
+    /// folder:DIR (read-only).
+    #[arg(long, env = "PICTURE_STORE", default_value = concat!("sqlite:", env!("CARGO_MANIFEST_DIR"), "/../data/pictures.db"))]
+    store: StoreUrl,
+    /// Bytes of pictures a database store keeps in memory.
+    #[arg(long, env = "PICTURE_CACHE_SIZE", default_value_t = DEFAULT_CACHE_SIZE)]
+    cache_size: u64,
+    /// Largest picture accepted for upload, in pixels (width times height).
+    #[arg(long, env = "PICTURE_MAX_PIXELS", default_value_t = UploadRules::default().max_pixels)]
+    max_pixels: u64,
+    /// Keep EXIF, XMP and text metadata of uploads (by default it is removed).
+    #[arg(long, env = "PICTURE_KEEP_METADATA")]
+    keep_metadata: bool,
+}
+
+impl StoreArgs {
+    /// Opens the store, seeding an empty new database from `seed`.
+    async fn open(&self, seed: Option<PathBuf>) -> anyhow::Result<Store> {
+        let url = self.store.clone();
+        let options = StoreOptions {
+            cache_size: self.cache_size,
+            upload: UploadRules {
+                max_pixels: self.max_pixels,
+                keep_metadata: self.keep_metadata,
+            },
+        };
+        let store =
+            tokio::task::spawn_blocking(move || Store::open(&url, seed.as_deref(), &options))
+                .await
+                .context("opening the store")??;
+        Ok(store)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -47,9 +103,28 @@ struct ServeArgs {
     /// Address for the picture protocol.
     #[arg(long, env = "PICTURE_TCP_ADDR", default_value = "127.0.0.1:40674")]
     tcp_addr: String,
-    /// Folder of pictures (with an optional catalog.toml).
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Folder of pictures (with an optional catalog.toml) that an empty new database is seeded
+    /// from on its first start.
     #[arg(long, env = "PICTURE_ASSETS", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets"))]
     assets: PathBuf,
+    /// The admin token that writes need (uploads, deletes, renames); without one, writes are
+    /// disabled. Prefer --admin-token-file or the environment: arguments are visible to
+    /// other users of the machine.
+    #[arg(
+        long,
+        env = "PICTURE_ADMIN_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "admin_token_file"
+    )]
+    admin_token: Option<String>,
+    /// File holding the admin token (its first line).
+    #[arg(long, env = "PICTURE_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// Largest picture upload in bytes.
+    #[arg(long, env = "PICTURE_MAX_UPLOAD_SIZE", default_value_t = DEFAULT_MAX_UPLOAD_SIZE, value_parser = upload_size)]
+    max_upload_size: usize,
     /// Connections served at once; more get a "busy" answer.
     #[arg(long, env = "PICTURE_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
     max_connections: usize,
@@ -99,12 +174,26 @@ struct WebArgs {
     /// Seconds shutdown waits for transfers in flight.
     #[arg(long, env = "PICTURE_SHUTDOWN_GRACE", default_value = "10", value_parser = seconds)]
     shutdown_grace: Duration,
+    /// Set from the server's --max-upload-size; a bridge to another server relays uploads up
+    /// to the protocol's largest picture and lets that server decide.
+    #[arg(skip = MAX_PICTURE_BYTES)]
+    max_upload_size: usize,
 }
 
 fn request_size(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n <= MAX_REQUEST_PAYLOAD => Ok(n),
         Ok(_) => Err(format!("the protocol's limit is {MAX_REQUEST_PAYLOAD}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn upload_size(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n <= MAX_PICTURE_BYTES => Ok(n),
+        Ok(_) => Err(format!(
+            "the largest picture the server holds is {MAX_PICTURE_BYTES} bytes"
+        )),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -133,6 +222,29 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Bridge { upstream, web }) => {
             vec![start_web(&web, Upstream::tcp(upstream), &shutdown).await?]
         }
+        Some(Command::Import { dir, store }) => {
+            let store = store.open(None).await?;
+            let count = store
+                .import(&dir)
+                .await
+                .with_context(|| format!("importing {}", dir.display()))?;
+            println!(
+                "picture-server: imported {count} pictures from {}",
+                dir.display()
+            );
+            return Ok(());
+        }
+        Some(Command::Export { dir, store }) => {
+            let store = store.open(None).await?;
+            let count = export(&store, &dir)
+                .await
+                .with_context(|| format!("exporting to {}", dir.display()))?;
+            println!(
+                "picture-server: exported {count} pictures to {}",
+                dir.display()
+            );
+            return Ok(());
+        }
     };
     picture_server::shutdown::signal().await;
     tracing::info!("shutting down: no new connections, finishing transfers in flight");
@@ -149,22 +261,39 @@ async fn start_server(
     args: ServeArgs,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
-    let assets = std::fs::canonicalize(&args.assets)
-        .with_context(|| format!("assets folder {}", args.assets.display()))?;
-    let shown = assets.display().to_string();
-    let store = tokio::task::spawn_blocking(move || FolderStore::load(&assets))
-        .await
-        .context("loading pictures")??;
+    let token = match (&args.admin_token, &args.admin_token_file) {
+        (Some(token), _) => Some(token.clone()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("admin token file {}", path.display()))?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    let token = match token {
+        Some(text) => Some(AdminToken::new(&text).context("the admin token is empty")?),
+        None => None,
+    };
+    let store = args.store.open(Some(args.assets.clone())).await?;
     let listener = TcpListener::bind(&args.tcp_addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.tcp_addr))?;
     let addr = listener.local_addr()?;
+    let writes = match (&token, store.is_writable()) {
+        (Some(_), true) => "writes need the admin token",
+        (None, true) => "writes disabled (no admin token)",
+        (_, false) => "read-only",
+    };
     println!(
-        "picture-server: {} pictures from {shown}; listening on tcp://{addr}",
-        store.len()
+        "picture-server: {} pictures in {}, {writes}; listening on tcp://{addr}",
+        store.catalog().len(),
+        args.store.store,
     );
-    if store.is_empty() {
-        tracing::warn!("no pictures loaded: every request will get the not-found picture");
+    if store.catalog().is_empty() {
+        tracing::warn!("no pictures yet: every request will get the not-found picture");
     }
     let limits = Limits {
         max_connections: args.max_connections,
@@ -172,19 +301,22 @@ async fn start_server(
         request_timeout: args.web.request_timeout,
         max_request_payload: args.web.max_request_size,
         shutdown_grace: args.web.shutdown_grace,
+        max_upload_size: args.max_upload_size,
     };
-    let store = Arc::new(store);
+    let service = Arc::new(Service::new(Arc::new(store), token));
     let upstream = match args.upstream {
         Some(addr) => Upstream::tcp(addr),
-        None => Upstream::local(store.clone()),
+        None => Upstream::local(service.clone()),
     };
+    let mut web_args = args.web;
+    web_args.max_upload_size = limits.max_upload_size;
     let tcp = tokio::spawn(picture_server::serve(
         listener,
-        store,
+        service,
         limits,
         shutdown.clone(),
     ));
-    let web = start_web(&args.web, upstream, shutdown).await?;
+    let web = start_web(&web_args, upstream, shutdown).await?;
     Ok(vec![tcp, web])
 }
 
@@ -210,6 +342,7 @@ async fn start_web(
             upstream,
             idle_timeout: args.idle_timeout,
             max_request_payload: args.max_request_size,
+            max_upload_size: args.max_upload_size,
         },
         origins: OriginPolicy::new(args.allow_origins.iter().cloned()),
         max_connections: args.max_http_connections,

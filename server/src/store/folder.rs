@@ -1,19 +1,16 @@
-//! A store that loads every picture of one folder into memory at start-up.
+//! Reading a folder of pictures: the `folder:` store, the first-start import and `import`.
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use bytes::Bytes;
-use picture_protocol::{
-    EncodeError, MAX_NAME_LEN, PictureInfo, Selector, encode_catalog, same_name,
-};
+use picture_protocol::same_name;
 use tracing::{debug, info, warn};
 
+use super::catalog::name_key;
 use super::manifest::{MANIFEST_FILE, Manifest, title_from_name};
-use super::picture::{MAX_PICTURE_BYTES, Picture, PictureError, inspect};
-use super::{PictureStore, StoreError};
+use super::picture::{MAX_PICTURE_BYTES, Picture, PictureError, check_name, check_title, inspect};
 
 /// File endings the loader looks at. The format itself is read from the content.
 const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "gif", "webp", "bmp"];
@@ -30,26 +27,22 @@ pub enum LoadError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the built-in not-found picture is unreadable: {0}")]
+    #[error("the not-found picture is unreadable: {0}")]
     BuiltinNotFound(PictureError),
-    #[error("cannot encode the catalog: {0}")]
-    Catalog(#[from] EncodeError),
 }
 
+/// The pictures of one folder, checked, in menu order, with its not-found picture.
 #[derive(Debug)]
-pub struct FolderStore {
-    /// In menu order: picture number n is at index n - 1.
-    pictures: Vec<Arc<Picture>>,
-    /// Lowercased name to index in `pictures`.
-    by_name: HashMap<String, usize>,
-    list_body: Bytes,
-    not_found: Arc<Picture>,
+pub struct Folder {
+    pub pictures: Vec<Picture>,
+    pub not_found: Picture,
 }
 
-impl FolderStore {
-    /// Loads every image file in `dir`, checking each one; see the module docs of
-    /// [`crate::store`] for the rules.
-    pub fn load(dir: &Path) -> Result<FolderStore, LoadError> {
+impl Folder {
+    /// Loads every image file in `dir`, checking each one: a file that is not a readable
+    /// picture, or whose name breaks the name rules, is skipped with a warning naming it.
+    /// Menu order and titles come from `catalog.toml`; unlisted pictures follow alphabetically.
+    pub fn load(dir: &Path) -> Result<Folder, LoadError> {
         let manifest = read_manifest(dir);
         let folder_error = |source| LoadError::Folder {
             path: dir.to_path_buf(),
@@ -68,18 +61,18 @@ impl FolderStore {
         let mut not_found = None;
         let mut seen: HashMap<String, PathBuf> = HashMap::new();
         for (name, path) in files {
-            if let Some(reason) = unusable_name(&name) {
+            if let Err(reason) = check_name(&name) {
                 warn!(file = %path.display(), "skipping picture: {reason}");
                 continue;
             }
-            if let Some(first) = seen.get(&name.to_lowercase()) {
+            if let Some(first) = seen.get(&name_key(&name)) {
                 warn!(file = %path.display(), "skipping picture: its name is already taken by {}", first.display());
                 continue;
             }
             let Some(picture) = load_picture(&path, &name, &manifest) else {
                 continue;
             };
-            seen.insert(name.to_lowercase(), path);
+            seen.insert(name_key(&name), path);
             if same_name(&name, &manifest.not_found) {
                 not_found = Some(picture);
             } else {
@@ -87,7 +80,7 @@ impl FolderStore {
             }
         }
         for entry in &manifest.pictures {
-            if !seen.contains_key(&entry.name.to_lowercase()) {
+            if !seen.contains_key(&name_key(&entry.name)) {
                 warn!(name = %entry.name, "{MANIFEST_FILE} lists a picture that was not loaded");
             }
         }
@@ -102,53 +95,10 @@ impl FolderStore {
             Some(p) => p,
             None => builtin_not_found()?,
         };
-        FolderStore::from_pictures(pictures, not_found)
-    }
-
-    fn from_pictures(pictures: Vec<Picture>, not_found: Picture) -> Result<Self, LoadError> {
-        let infos: Vec<PictureInfo> = pictures.iter().map(|p| p.info.clone()).collect();
-        let list_body = Bytes::from(encode_catalog(&infos)?);
-        let by_name = infos
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.name.to_lowercase(), i))
-            .collect();
-        Ok(FolderStore {
-            pictures: pictures.into_iter().map(Arc::new).collect(),
-            by_name,
-            list_body,
-            not_found: Arc::new(not_found),
+        Ok(Folder {
+            pictures,
+            not_found,
         })
-    }
-
-    pub fn len(&self) -> usize {
-        self.pictures.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pictures.is_empty()
-    }
-
-    fn lookup(&self, selector: &Selector) -> Option<Arc<Picture>> {
-        let index = match selector {
-            Selector::Number(n) => (*n as usize).checked_sub(1)?,
-            Selector::Name(name) => *self.by_name.get(&name.to_lowercase())?,
-        };
-        self.pictures.get(index).cloned()
-    }
-}
-
-impl PictureStore for FolderStore {
-    async fn list(&self) -> Result<Bytes, StoreError> {
-        Ok(self.list_body.clone())
-    }
-
-    async fn get(&self, selector: &Selector) -> Result<Option<Arc<Picture>>, StoreError> {
-        Ok(self.lookup(selector))
-    }
-
-    fn not_found(&self) -> Arc<Picture> {
-        self.not_found.clone()
     }
 }
 
@@ -181,20 +131,6 @@ fn picture_name(path: &Path) -> Option<String> {
     Some(stem.to_owned())
 }
 
-/// Why a file stem cannot be a picture name, if it cannot.
-fn unusable_name(name: &str) -> Option<String> {
-    if name.len() > MAX_NAME_LEN {
-        return Some(format!("its name is longer than {MAX_NAME_LEN} bytes"));
-    }
-    if name.bytes().all(|b| b.is_ascii_digit()) {
-        return Some("an all-digit name would be read as a menu number".into());
-    }
-    if name.chars().any(char::is_whitespace) {
-        return Some("its name contains white space".into());
-    }
-    None
-}
-
 /// Reads and checks one file, logging why it is skipped if it is.
 fn load_picture(path: &Path, name: &str, manifest: &Manifest) -> Option<Picture> {
     let skip = |reason: &dyn std::fmt::Display| {
@@ -220,11 +156,13 @@ fn load_picture(path: &Path, name: &str, manifest: &Manifest) -> Option<Picture>
         }
     };
     let title = match manifest.title_of(name) {
-        Some(title) if title.len() <= usize::from(u8::MAX) => title.to_owned(),
-        Some(_) => {
-            warn!(file = %path.display(), "manifest title is longer than 255 bytes; using the name");
-            title_from_name(name)
-        }
+        Some(title) => match check_title(title) {
+            Ok(()) => title.to_owned(),
+            Err(e) => {
+                warn!(file = %path.display(), "manifest title not used ({e}); using the name");
+                title_from_name(name)
+            }
+        },
         None => title_from_name(name),
     };
     match inspect(0, name.to_owned(), title, bytes) {
@@ -246,7 +184,8 @@ fn load_picture(path: &Path, name: &str, manifest: &Manifest) -> Option<Picture>
     }
 }
 
-fn builtin_not_found() -> Result<Picture, LoadError> {
+/// The not-found picture compiled into the server.
+pub(super) fn builtin_not_found() -> Result<Picture, LoadError> {
     inspect(
         0,
         "not-found".into(),
@@ -272,9 +211,5 @@ mod tests {
         assert_eq!(picture_name(Path::new("a/notes.txt")), None);
         assert_eq!(picture_name(Path::new("a/.hidden.png")), None);
         assert_eq!(picture_name(Path::new("a/catalog.toml")), None);
-        assert!(unusable_name("123").is_some());
-        assert!(unusable_name("two words").is_some());
-        assert!(unusable_name(&"x".repeat(65)).is_some());
-        assert!(unusable_name("red-car").is_none());
     }
 }

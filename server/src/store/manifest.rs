@@ -2,7 +2,7 @@
 //! not-found picture.
 
 use picture_protocol::same_name;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// File name of the manifest inside an assets folder.
 pub const MANIFEST_FILE: &str = "catalog.toml";
@@ -10,7 +10,7 @@ pub const MANIFEST_FILE: &str = "catalog.toml";
 /// Stem of the not-found picture when the manifest does not name one.
 pub const DEFAULT_NOT_FOUND: &str = "not-found";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     #[serde(default = "default_not_found")]
@@ -19,11 +19,12 @@ pub struct Manifest {
     pub pictures: Vec<Entry>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
     /// File stem of the picture.
     pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
 }
 

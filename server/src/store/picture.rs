@@ -4,7 +4,7 @@ use std::io::Cursor;
 
 use bytes::Bytes;
 use image::ImageReader;
-use picture_protocol::PictureInfo;
+use picture_protocol::{MAX_NAME_LEN, PictureInfo};
 use sha2::{Digest, Sha256};
 
 /// Largest picture file the server will hold. Keeps one bad file from exhausting memory and
@@ -65,9 +65,73 @@ pub fn inspect(
     Ok(Picture { info, bytes })
 }
 
+/// Why a name or title cannot be given to a picture.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("a picture name must be 1 to {MAX_NAME_LEN} bytes long")]
+    Length,
+    #[error("an all-digit name would be read as a menu number")]
+    AllDigits,
+    #[error("a picture name may not contain white space or control characters")]
+    Space,
+    #[error(
+        "a picture name may not contain / or \\ or start with a dot (it names a file on export)"
+    )]
+    NotAFileName,
+    #[error("a title must be at most 255 bytes long")]
+    TitleLength,
+    #[error("a title may not contain control characters")]
+    TitleControl,
+}
+
+/// The rules every picture name follows, whether it comes from a file or an upload: usable in a
+/// GET by name, in a bare choice, and as a file name when the catalog is exported.
+pub fn check_name(name: &str) -> Result<(), NameError> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(NameError::Length);
+    }
+    if name.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(NameError::AllDigits);
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(NameError::Space);
+    }
+    if name.contains(['/', '\\']) || name.starts_with('.') {
+        return Err(NameError::NotAFileName);
+    }
+    Ok(())
+}
+
+/// The rules for a title: what a menu line can show.
+pub fn check_title(title: &str) -> Result<(), NameError> {
+    if title.len() > usize::from(u8::MAX) {
+        return Err(NameError::TitleLength);
+    }
+    if title.chars().any(char::is_control) {
+        return Err(NameError::TitleControl);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_rules() {
+        assert_eq!(check_name("red-car"), Ok(()));
+        assert_eq!(check_name("Élan"), Ok(()));
+        assert_eq!(check_name(""), Err(NameError::Length));
+        assert_eq!(check_name(&"x".repeat(65)), Err(NameError::Length));
+        assert_eq!(check_name("123"), Err(NameError::AllDigits));
+        assert_eq!(check_name("two words"), Err(NameError::Space));
+        assert_eq!(check_name("bell\u{7}"), Err(NameError::Space));
+        assert_eq!(check_name("a/b"), Err(NameError::NotAFileName));
+        assert_eq!(check_name(".hidden"), Err(NameError::NotAFileName));
+        assert_eq!(check_title("Océan à l'aube"), Ok(()));
+        assert_eq!(check_title("a\nb"), Err(NameError::TitleControl));
+        assert_eq!(check_title(&"t".repeat(256)), Err(NameError::TitleLength));
+    }
 
     fn png(width: u32, height: u32) -> Bytes {
         let img = image::RgbImage::new(width, height);

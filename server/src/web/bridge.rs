@@ -9,7 +9,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use picture_protocol::{Kind, Status, decode_request, peek_request_header};
+use bytes::Bytes;
+use picture_protocol::{Change, Command, Kind, Status, decode_request, peek_request_header};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 use tokio_util::sync::CancellationToken;
@@ -17,10 +18,10 @@ use tracing::{debug, info, warn};
 
 use super::upstream::{Source, TcpUpstream, Upstream, UpstreamError};
 use super::websocket::{
-    CLOSE_GOING_AWAY, CLOSE_NORMAL, Incoming, Reader, WsError, queue_binary_header, queue_close,
-    queue_ping, queue_pong,
+    CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, Incoming, Reader, WsError, queue_binary_header,
+    queue_close, queue_ping, queue_pong,
 };
-use crate::answer::Answer;
+use crate::answer::{Answer, Caller, Watch};
 use crate::connection::Connection;
 
 /// What a session needs to know.
@@ -32,6 +33,8 @@ pub struct BridgeConfig {
     /// accepts no bytes for this long.
     pub idle_timeout: Duration,
     pub max_request_payload: usize,
+    /// Largest picture a PUT message may carry.
+    pub max_upload_size: usize,
 }
 
 /// What woke the session up.
@@ -39,6 +42,14 @@ enum Event {
     Shutdown,
     Heartbeat,
     Received(Result<Incoming, WsError>),
+    Change(Option<Change>),
+}
+
+/// What one session has established: the credential, and a subscription to changes.
+#[derive(Default)]
+struct SessionState {
+    caller: Caller,
+    watch: Option<Watch>,
 }
 
 pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
@@ -57,11 +68,13 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_active = Instant::now();
     let mut requests = 0u64;
+    let mut session = SessionState::default();
     let end = loop {
         let event = tokio::select! {
             biased;
             () = shutdown.cancelled() => Event::Shutdown,
             _ = heartbeat.tick() => Event::Heartbeat,
+            change = Watch::next_of(&mut session.watch) => Event::Change(change),
             received = reader.next(conn, max_message) => Event::Received(received),
         };
         let message = match event {
@@ -85,13 +98,25 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 break format!("protocol error: {reason}");
             }
             Event::Received(Err(e)) => break e.to_string(),
+            Event::Change(None) => {
+                session.watch = None;
+                continue;
+            }
+            Event::Change(Some(change)) => {
+                let id = session.watch.as_ref().map_or(0, Watch::id);
+                let notice = Answer::change(&change);
+                match send_answer(conn, Some(Kind::Change), id, notice, config.idle_timeout).await {
+                    Ok(()) => continue,
+                    Err(end) => break end,
+                }
+            }
             Event::Received(Ok(message)) => message,
         };
         last_active = Instant::now();
         let reply = match message {
             Incoming::Binary(frame) => {
                 requests += 1;
-                handle(&frame, &mut upstream, config).await
+                handle(&frame, &mut upstream, &mut session, config).await
             }
             Incoming::Text => Reply::Answer(
                 None,
@@ -115,6 +140,18 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Incoming::Pong => continue,
         };
         let sent = match reply {
+            Reply::Answer(Some(Kind::Auth), id, answer)
+                if answer.status == Status::Unauthorized =>
+            {
+                // One guess per session.
+                if let Err(end) =
+                    send_answer(conn, Some(Kind::Auth), id, answer, config.idle_timeout).await
+                {
+                    break end;
+                }
+                queue_close(conn, CLOSE_POLICY, "wrong admin token");
+                break "wrong admin token".to_owned();
+            }
             Reply::Answer(kind, id, answer) => {
                 send_answer(conn, kind, id, answer, config.idle_timeout).await
             }
@@ -141,17 +178,14 @@ enum Reply {
 }
 
 /// Checks one message from the browser and, if it is a request, has it answered.
-async fn handle(frame: &[u8], upstream: &mut Option<TcpUpstream>, config: &BridgeConfig) -> Reply {
-    let request = match decode_request(frame, config.max_request_payload) {
-        Ok(Some((request, used))) if used == frame.len() => request,
-        Ok(Some((request, used))) => {
-            let message = format!(
-                "a message must hold exactly one request; {} bytes follow it",
-                frame.len() - used
-            );
-            let answer = Answer::text(Status::BadRequest, message);
-            return Reply::Answer(Some(request.command.kind()), request.id, answer);
-        }
+async fn handle(
+    frame: &[u8],
+    upstream: &mut Option<TcpUpstream>,
+    session: &mut SessionState,
+    config: &BridgeConfig,
+) -> Reply {
+    let (request, used) = match decode_request(frame, config.max_request_payload) {
+        Ok(Some(decoded)) => decoded,
         Ok(None) => {
             let (id, kind) = peek_request_header(frame).unwrap_or((0, None));
             let answer = Answer::text(
@@ -163,9 +197,42 @@ async fn handle(frame: &[u8], upstream: &mut Option<TcpUpstream>, config: &Bridg
         Err(error) => return Reply::Answer(error.kind, error.id, Answer::rejection(&error)),
     };
     let kind = Some(request.command.kind());
+    let refuse =
+        |status, message: String| Reply::Answer(kind, request.id, Answer::text(status, message));
+    // A PUT's picture follows its frame in the same message; nothing else may follow a frame.
+    let upload_size = match &request.command {
+        Command::Put(put) => put.size as usize,
+        _ => 0,
+    };
+    if upload_size > config.max_upload_size {
+        let message = format!(
+            "the picture of {upload_size} bytes exceeds the upload limit of {}",
+            config.max_upload_size
+        );
+        return refuse(Status::TooLarge, message);
+    }
+    if frame.len() - used != upload_size {
+        let message = format!(
+            "a message must hold exactly one request (and, after a PUT, its picture); {} bytes \
+             follow the request where {upload_size} were announced",
+            frame.len() - used
+        );
+        return refuse(Status::BadRequest, message);
+    }
     let addr = match &config.upstream.0 {
-        Source::Local(store) => {
-            return Reply::Answer(kind, request.id, store.answer(&request.command).await);
+        Source::Local(service) => {
+            if request.command == Command::Watch && session.watch.is_none() {
+                session.watch = Some(service.watch(request.id));
+            }
+            let upload = Bytes::copy_from_slice(&frame[used..]);
+            let answer = service
+                .answer(&mut session.caller, &request.command, upload)
+                .await;
+            return Reply::Answer(kind, request.id, answer);
+        }
+        Source::Tcp(_) if request.command == Command::Watch => {
+            let message = "WATCH is not available through a bridge that relays to another server";
+            return refuse(Status::BadRequest, message.to_owned());
         }
         Source::Tcp(addr) => addr,
     };
@@ -191,7 +258,7 @@ async fn send_answer<S: AsyncRead + AsyncWrite + Unpin>(
     let encoded = answer
         .encode(kind, id)
         .map_err(|e| format!("cannot encode a response: {e}"))?;
-    queue_binary_header(conn, encoded.len());
+    queue_binary_header(conn, encoded.frame_len());
     encoded.queue_on(conn);
     conn.flush(stall_timeout)
         .await

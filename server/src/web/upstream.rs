@@ -17,8 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::answer::Answerer;
-use crate::store::PictureStore;
+use crate::answer::Service;
 
 /// How long the bridge waits for its picture server to accept a connection or send more.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,15 +34,15 @@ pub struct Upstream(pub(super) Source);
 pub(super) enum Source {
     /// This process's own store, answering as its TCP port would. The picture's shared buffer
     /// goes straight to the WebSocket, instead of crossing loopback twice.
-    Local(Arc<dyn Answerer>),
+    Local(Arc<Service>),
     /// A picture server over TCP at this address.
     Tcp(String),
 }
 
 impl Upstream {
-    /// The pictures of this process's store.
-    pub fn local<S: PictureStore>(store: Arc<S>) -> Upstream {
-        Upstream(Source::Local(store))
+    /// The pictures of this process's store, with its write policy.
+    pub fn local(service: Arc<Service>) -> Upstream {
+        Upstream(Source::Local(service))
     }
 
     /// The picture server at `addr` (HOST:PORT).

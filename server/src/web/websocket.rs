@@ -23,6 +23,8 @@ use crate::connection::Connection;
 /// Close codes this server sends.
 pub const CLOSE_NORMAL: u16 = 1000;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// The session broke a rule of the server's (a wrong admin token, say).
+pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 

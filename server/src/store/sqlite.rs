@@ -1,0 +1,457 @@
+//! The SQLite database behind the default store: the catalog (names, titles, order, the
+//! content each name points to) and the picture bytes, content-addressed by SHA-256.
+//!
+//! Every function here blocks; the store calls them from tokio's blocking pool, never on the
+//! async workers. One connection writes (SQLite allows one writer at a time anyway); a few
+//! more read picture bytes on cache misses, which WAL lets run beside a write.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use picture_protocol::PictureInfo;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+
+use super::catalog::{Edit, name_key};
+
+/// How long a connection waits for another one's lock before it gives up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections that read picture bytes on cache misses at once.
+pub const READERS: usize = 4;
+
+/// The schema, one step per version: step n takes a database from version n to n + 1.
+/// `PRAGMA user_version` records where a database is.
+const MIGRATIONS: &[&str] = &[
+    // 1: contents are what pictures point to, one row per distinct SHA-256; their bytes live
+    // in a table of their own so that reading the catalog never touches them.
+    "CREATE TABLE contents (
+         sha256 BLOB PRIMARY KEY CHECK (length(sha256) = 32),
+         mime TEXT NOT NULL,
+         width INTEGER NOT NULL,
+         height INTEGER NOT NULL,
+         size INTEGER NOT NULL
+     );
+     CREATE TABLE blobs (
+         sha256 BLOB PRIMARY KEY REFERENCES contents (sha256) ON DELETE CASCADE,
+         bytes BLOB NOT NULL
+     );
+     CREATE TABLE pictures (
+         id INTEGER PRIMARY KEY,
+         position INTEGER NOT NULL,
+         name TEXT NOT NULL,
+         name_key TEXT NOT NULL UNIQUE,
+         title TEXT NOT NULL,
+         sha256 BLOB NOT NULL REFERENCES contents (sha256)
+     );
+     CREATE INDEX pictures_position ON pictures (position);
+     CREATE INDEX pictures_sha256 ON pictures (sha256);
+     CREATE TABLE settings (key TEXT PRIMARY KEY, value ANY) STRICT;
+     INSERT INTO settings (key, value) VALUES ('version', 0);",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot create the folder {path}: {source}")]
+    Folder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database {path} has schema version {found}, newer than this program knows ({known}); \
+         use a newer picture-server"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("database {path} is damaged: {reason}")]
+    Damaged { path: PathBuf, reason: String },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// What a database holds apart from picture bytes, as read at start-up.
+pub struct Loaded {
+    pub version: u64,
+    pub pictures: Vec<PictureInfo>,
+    /// Whether the assets folder was imported once already.
+    pub seeded: bool,
+    /// The not-found picture's bytes and MIME type, if one was stored.
+    pub not_found: Option<(Vec<u8>, String)>,
+}
+
+/// The database: one writing connection, and a few for reading bytes.
+pub struct Database {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl Database {
+    /// Opens (creating if need be) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Database, DbError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| DbError::Folder {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let open_error = |source| DbError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut writer = Connection::open(path).map_err(open_error)?;
+        configure(&writer).map_err(open_error)?;
+        writer
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_error)?;
+        migrate(&mut writer, path)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure(&reader)?;
+                Ok(reader)
+            })
+            .collect::<Result<_, rusqlite::Error>>()
+            .map_err(open_error)?;
+        Ok(Database {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(readers),
+        })
+    }
+
+    /// Reads the catalog and the not-found picture.
+    pub fn load(&self) -> Result<Loaded, DbError> {
+        let conn = self.writer();
+        let mut statement = conn.prepare(
+            "SELECT p.position, p.name, p.title, c.mime, c.width, c.height, c.size, c.sha256
+             FROM pictures p JOIN contents c ON c.sha256 = p.sha256
+             ORDER BY p.position",
+        )?;
+        let pictures = statement
+            .query_map([], |row| {
+                Ok(PictureInfo {
+                    number: row.get(0)?,
+                    name: row.get(1)?,
+                    title: row.get(2)?,
+                    mime: row.get(3)?,
+                    width: row.get(4)?,
+                    height: row.get(5)?,
+                    size: row.get(6)?,
+                    sha256: row.get(7)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        for (index, picture) in pictures.iter().enumerate() {
+            if picture.number as usize != index + 1 {
+                return Err(DbError::Damaged {
+                    path: self.path.clone(),
+                    reason: format!(
+                        "picture {:?} is at position {} where {} was expected",
+                        picture.name,
+                        picture.number,
+                        index + 1
+                    ),
+                });
+            }
+        }
+        let not_found = match setting::<Vec<u8>>(&conn, "not_found")? {
+            Some(sha256) => conn
+                .query_row(
+                    "SELECT b.bytes, c.mime FROM blobs b JOIN contents c ON c.sha256 = b.sha256
+                     WHERE b.sha256 = ?1",
+                    [sha256],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?,
+            None => None,
+        };
+        Ok(Loaded {
+            version: setting::<i64>(&conn, "version")?.unwrap_or(0) as u64,
+            seeded: setting::<i64>(&conn, "seeded")?.is_some(),
+            pictures,
+            not_found,
+        })
+    }
+
+    /// The bytes of the content with this hash, from one of the reading connections.
+    pub fn read_bytes(&self, sha256: &[u8; 32]) -> Result<Option<Vec<u8>>, DbError> {
+        let reader = self.readers.lock().ok().and_then(|mut r| r.pop());
+        let result = match &reader {
+            Some(conn) => read_bytes(conn, sha256),
+            // Every reader is busy: the writer can read too (WAL readers never block it long).
+            None => read_bytes(&self.writer(), sha256),
+        };
+        if let (Some(conn), Ok(mut readers)) = (reader, self.readers.lock()) {
+            readers.push(conn);
+        }
+        Ok(result?)
+    }
+
+    /// Applies one edit in one transaction, storing `content` first if it is new, and bumps the
+    /// catalog version. Returns the new version.
+    pub fn apply(&self, edit: &Edit, content: Option<&[u8]>) -> Result<u64, DbError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        if let (Some(bytes), Edit::Append(info) | Edit::Replace(_, info)) = (content, edit) {
+            store_content(&tx, info, bytes)?;
+        }
+        // The content an edit may leave unused: checking just that one keeps a write's cost
+        // independent of the catalog's size.
+        let replaced: Option<Vec<u8>> = match edit {
+            Edit::Replace(index, _) | Edit::Remove(index) => tx
+                .query_row(
+                    "SELECT sha256 FROM pictures WHERE position = ?1",
+                    [*index as i64 + 1],
+                    |row| row.get(0),
+                )
+                .optional()?,
+            _ => None,
+        };
+        apply_edit(&tx, edit)?;
+        if let Some(sha256) = replaced {
+            tx.execute(
+                "DELETE FROM contents WHERE sha256 = ?1
+                 AND NOT EXISTS (SELECT 1 FROM pictures WHERE sha256 = ?1)
+                 AND ?1 IS NOT (SELECT value FROM settings WHERE key = 'not_found')",
+                [sha256],
+            )?;
+        }
+        let version = bump_version(&tx)?;
+        tx.commit()?;
+        Ok(version)
+    }
+
+    /// Imports pictures in one transaction: a name already present gets the new content and
+    /// title, a new one is appended. Marks the database as seeded. Returns the new version.
+    pub fn import(
+        &self,
+        pictures: &[(PictureInfo, &[u8])],
+        not_found: Option<(&PictureInfo, &[u8])>,
+    ) -> Result<u64, DbError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        let mut len: u32 = tx.query_row("SELECT count(*) FROM pictures", [], |row| row.get(0))?;
+        for (info, bytes) in pictures {
+            store_content(&tx, info, bytes)?;
+            let existing: Option<i64> = tx
+                .query_row(
+                    "SELECT position FROM pictures WHERE name_key = ?1",
+                    [name_key(&info.name)],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let edit = match existing {
+                Some(position) => Edit::Replace(position as usize - 1, info.clone()),
+                None => {
+                    len += 1;
+                    Edit::Append(PictureInfo {
+                        number: len,
+                        ..info.clone()
+                    })
+                }
+            };
+            apply_edit(&tx, &edit)?;
+        }
+        if let Some((info, bytes)) = not_found {
+            store_content(&tx, info, bytes)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO settings (key, value) VALUES ('not_found', ?1)",
+                [&info.sha256[..]],
+            )?;
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO settings (key, value) VALUES ('seeded', 1)",
+            [],
+        )?;
+        remove_unused_contents(&tx)?;
+        let version = bump_version(&tx)?;
+        tx.commit()?;
+        Ok(version)
+    }
+
+    /// `PRAGMA integrity_check`: "ok", or what is wrong.
+    pub fn integrity_check(&self) -> Result<String, DbError> {
+        Ok(self
+            .writer()
+            .query_row("PRAGMA integrity_check", [], |row| row.get(0))?)
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave the connection inconsistent: SQLite rolls
+        // back the transaction that was open when the `Transaction` was dropped.
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
+    let known = MIGRATIONS.len() as i64;
+    let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found > known {
+        return Err(DbError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            known,
+        });
+    }
+    for (step, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", step as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn setting<T: rusqlite::types::FromSql>(
+    conn: &Connection,
+    key: &str,
+) -> rusqlite::Result<Option<T>> {
+    conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| {
+        row.get(0)
+    })
+    .optional()
+}
+
+fn read_bytes(conn: &Connection, sha256: &[u8; 32]) -> rusqlite::Result<Option<Vec<u8>>> {
+    conn.prepare_cached("SELECT bytes FROM blobs WHERE sha256 = ?1")?
+        .query_row([&sha256[..]], |row| row.get(0))
+        .optional()
+}
+
+fn store_content(tx: &Transaction<'_>, info: &PictureInfo, bytes: &[u8]) -> rusqlite::Result<()> {
+    let added = tx.execute(
+        "INSERT OR IGNORE INTO contents (sha256, mime, width, height, size)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            &info.sha256[..],
+            info.mime,
+            info.width,
+            info.height,
+            info.size
+        ],
+    )?;
+    if added > 0 {
+        tx.execute(
+            "INSERT INTO blobs (sha256, bytes) VALUES (?1, ?2)",
+            params![&info.sha256[..], bytes],
+        )?;
+    }
+    Ok(())
+}
+
+fn apply_edit(tx: &Transaction<'_>, edit: &Edit) -> rusqlite::Result<()> {
+    let position = |index: usize| index as i64 + 1;
+    match edit {
+        // The entry's number is its position: the catalog's length plus one.
+        Edit::Append(info) => {
+            tx.execute(
+                "INSERT INTO pictures (position, name, name_key, title, sha256)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    info.number,
+                    info.name,
+                    name_key(&info.name),
+                    info.title,
+                    &info.sha256[..]
+                ],
+            )?;
+        }
+        Edit::Replace(index, info) => {
+            tx.execute(
+                "UPDATE pictures SET name = ?2, name_key = ?3, title = ?4, sha256 = ?5
+                 WHERE position = ?1",
+                params![
+                    position(*index),
+                    info.name,
+                    name_key(&info.name),
+                    info.title,
+                    &info.sha256[..]
+                ],
+            )?;
+        }
+        Edit::Remove(index) => {
+            tx.execute(
+                "DELETE FROM pictures WHERE position = ?1",
+                [position(*index)],
+            )?;
+            tx.execute(
+                "UPDATE pictures SET position = position - 1 WHERE position > ?1",
+                [position(*index)],
+            )?;
+        }
+        Edit::Rename(index, name) => {
+            tx.execute(
+                "UPDATE pictures SET name = ?2, name_key = ?3 WHERE position = ?1",
+                params![position(*index), name, name_key(name)],
+            )?;
+        }
+        Edit::Retitle(index, title) => {
+            tx.execute(
+                "UPDATE pictures SET title = ?2 WHERE position = ?1",
+                params![position(*index), title],
+            )?;
+        }
+        Edit::Move(from, to) => {
+            let (from, to) = (position(*from), position(*to));
+            tx.execute(
+                "UPDATE pictures SET position = 0 WHERE position = ?1",
+                [from],
+            )?;
+            if from < to {
+                tx.execute(
+                    "UPDATE pictures SET position = position - 1
+                     WHERE position > ?1 AND position <= ?2",
+                    [from, to],
+                )?;
+            } else {
+                tx.execute(
+                    "UPDATE pictures SET position = position + 1
+                     WHERE position >= ?2 AND position < ?1",
+                    [from, to],
+                )?;
+            }
+            tx.execute("UPDATE pictures SET position = ?1 WHERE position = 0", [to])?;
+        }
+    }
+    Ok(())
+}
+
+/// Content no picture points to any more (nor the not-found setting) goes, with its bytes.
+fn remove_unused_contents(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute(
+        "DELETE FROM contents WHERE sha256 NOT IN (SELECT sha256 FROM pictures)
+         AND sha256 IS NOT (SELECT value FROM settings WHERE key = 'not_found')",
+        [],
+    )?;
+    Ok(())
+}
+
+fn bump_version(tx: &Transaction<'_>) -> rusqlite::Result<u64> {
+    let version: i64 = tx.query_row(
+        "UPDATE settings SET value = value + 1 WHERE key = 'version' RETURNING value",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(version as u64)
+}

@@ -1,0 +1,197 @@
+//! Checking an uploaded picture before anything is stored: what it is (from its content, never
+//! from what the client says), how large it claims to be (refused before decoding, so a
+//! decompression bomb costs a header read), and whether it decodes whole.
+
+use std::io::Cursor;
+
+use bytes::Bytes;
+use image::{ImageFormat, ImageReader};
+use sha2::{Digest, Sha256};
+
+use super::metadata::strip_metadata;
+
+/// Formats an upload may have.
+const ACCEPTED: &[ImageFormat] = &[
+    ImageFormat::Jpeg,
+    ImageFormat::Png,
+    ImageFormat::Gif,
+    ImageFormat::WebP,
+];
+
+/// Bytes per pixel the decoder may need beyond the pixels themselves (16-bit RGBA is 8).
+const DECODE_BYTES_PER_PIXEL: u64 = 8;
+
+/// How uploads are checked.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadRules {
+    /// Largest picture accepted, in pixels (width times height).
+    pub max_pixels: u64,
+    /// Keep EXIF, XMP and text metadata instead of removing it.
+    pub keep_metadata: bool,
+}
+
+impl Default for UploadRules {
+    fn default() -> Self {
+        UploadRules {
+            max_pixels: 50_000_000,
+            keep_metadata: false,
+        }
+    }
+}
+
+/// An upload that passed every check, ready to store.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The bytes to store: the upload, without its metadata unless told to keep it.
+    pub bytes: Bytes,
+    pub mime: &'static str,
+    pub width: u32,
+    pub height: u32,
+    pub sha256: [u8; 32],
+}
+
+/// Why an upload was refused. Every variant is the uploader's doing.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("not a JPEG, PNG, GIF or WebP picture")]
+    UnknownFormat,
+    #[error("{0} pictures are not accepted (only JPEG, PNG, GIF and WebP)")]
+    Unaccepted(&'static str),
+    #[error("{width}x{height} is more than the limit of {max} pixels")]
+    TooManyPixels { width: u32, height: u32, max: u64 },
+    #[error("{0}x{1} is not a usable size")]
+    Empty(u32, u32),
+    #[error("the picture does not decode: {0}")]
+    Corrupt(image::ImageError),
+    #[error("the picture is damaged: {0}")]
+    Structure(#[from] super::metadata::MetadataError),
+}
+
+/// Checks an upload: format from the content, dimensions from the header against the pixel
+/// limit, then one whole decode and a walk of its container; strips metadata and hashes what
+/// will be stored. CPU-heavy:
+/// call it off the async runtime's workers.
+pub fn check(bytes: Bytes, rules: UploadRules) -> Result<Checked, UploadError> {
+    let format = image::guess_format(&bytes).map_err(|_| UploadError::UnknownFormat)?;
+    if !ACCEPTED.contains(&format) {
+        return Err(UploadError::Unaccepted(format.to_mime_type()));
+    }
+    let reader = || ImageReader::with_format(Cursor::new(&bytes[..]), format);
+    let (width, height) = reader().into_dimensions().map_err(UploadError::Corrupt)?;
+    if width == 0 || height == 0 {
+        return Err(UploadError::Empty(width, height));
+    }
+    if u64::from(width) * u64::from(height) > rules.max_pixels {
+        return Err(UploadError::TooManyPixels {
+            width,
+            height,
+            max: rules.max_pixels,
+        });
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(width);
+    limits.max_image_height = Some(height);
+    limits.max_alloc = Some(u64::from(width) * u64::from(height) * DECODE_BYTES_PER_PIXEL);
+    let mut decoder = reader();
+    decoder.limits(limits);
+    decoder.decode().map_err(UploadError::Corrupt)?;
+    // Walking the container also finds what a lenient decoder forgives, such as a JPEG cut
+    // short, which decodes to a grey lower half: it runs even when metadata is kept.
+    let stripped = strip_metadata(&bytes, format)?;
+    let bytes = if rules.keep_metadata {
+        bytes
+    } else {
+        stripped.bytes
+    };
+    Ok(Checked {
+        sha256: Sha256::digest(&bytes).into(),
+        bytes,
+        mime: format.to_mime_type(),
+        width,
+        height,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, ImageFormat::Png)
+            .unwrap_or_else(|e| panic!("encoding a test PNG: {e}"));
+        out.into_inner()
+    }
+
+    fn checked(bytes: Vec<u8>) -> Result<Checked, UploadError> {
+        check(Bytes::from(bytes), UploadRules::default())
+    }
+
+    #[test]
+    fn accepts_a_picture_and_describes_it() {
+        let bytes = png(30, 20);
+        let c = checked(bytes.clone()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((c.mime, c.width, c.height), ("image/png", 30, 20));
+        assert_eq!(c.sha256, <[u8; 32]>::from(Sha256::digest(&c.bytes)));
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_accepted_picture() {
+        assert!(matches!(
+            checked(b"hello".to_vec()),
+            Err(UploadError::UnknownFormat)
+        ));
+        let mut bmp = Cursor::new(Vec::new());
+        image::RgbImage::new(2, 2)
+            .write_to(&mut bmp, ImageFormat::Bmp)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            checked(bmp.into_inner()),
+            Err(UploadError::Unaccepted(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_a_truncated_picture() {
+        let bytes = png(64, 64);
+        let cut = bytes[..bytes.len() - 40].to_vec();
+        assert!(matches!(checked(cut), Err(UploadError::Corrupt(_))));
+        // A JPEG cut in half decodes (the decoder fills in grey) but is still refused.
+        let mut jpeg = Cursor::new(Vec::new());
+        image::RgbImage::from_fn(64, 64, |x, y| image::Rgb([x as u8 * 4, y as u8 * 4, 0]))
+            .write_to(&mut jpeg, ImageFormat::Jpeg)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let jpeg = jpeg.into_inner();
+        let half = jpeg[..jpeg.len() / 2].to_vec();
+        for rules in [
+            UploadRules::default(),
+            UploadRules {
+                keep_metadata: true,
+                ..UploadRules::default()
+            },
+        ] {
+            assert!(check(Bytes::from(half.clone()), rules).is_err());
+        }
+    }
+
+    #[test]
+    fn refuses_a_bomb_from_its_header() {
+        // A valid PNG header declaring 100,000 x 100,000 pixels, with no pixel data at all: the
+        // refusal must come from the header, since decoding would need 30 GB.
+        let mut bytes = png(1, 1);
+        bytes[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        bytes[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        // The IHDR chunk's CRC covers its type and data (bytes 12..29).
+        let crc = crc32fast::hash(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            checked(bytes),
+            Err(UploadError::TooManyPixels {
+                width: 100_000,
+                height: 100_000,
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,152 @@
+//! A server process killed (SIGKILL) during an upload restarts with an intact database and no
+//! half picture.
+
+#![cfg(unix)]
+
+use std::path::Path;
+use std::process::Stdio;
+
+use picture_protocol::{Command, PutRequest, Status};
+use picture_server::store::{Store, StoreOptions, StoreUrl};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
+
+use crate::common::*;
+
+/// The server binary on a database at `db`, with the test token; and its TCP address.
+async fn start_binary(db: &Path) -> (Child, std::net::SocketAddr) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
+        .args([
+            "--tcp-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--assets",
+        ])
+        .arg(assets_dir())
+        .arg("--store")
+        .arg(format!("sqlite:{}", db.display()))
+        .env("PICTURE_ADMIN_TOKEN", TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let banner = within(BufReader::new(stdout).lines().next_line())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("server printed nothing"));
+    assert!(banner.contains("writes need the admin token"), "{banner}");
+    let addr = banner
+        .rsplit("tcp://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    (child, addr)
+}
+
+async fn kill(mut child: Child) {
+    child.start_kill().unwrap_or_else(|e| panic!("{e}"));
+    within(child.wait()).await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// An authorised connection that has sent a PUT of `picture` under `name`, `sent` bytes of it.
+async fn upload_part(
+    addr: std::net::SocketAddr,
+    name: &str,
+    picture: &[u8],
+    sent: usize,
+) -> tokio::net::TcpStream {
+    let mut stream = connect(addr).await;
+    send(
+        &mut stream,
+        &frame(1, Command::Auth(TOKEN.as_bytes().to_vec())),
+    )
+    .await;
+    assert_eq!(
+        read_response(&mut stream, &mut Vec::new())
+            .await
+            .head
+            .status,
+        Status::Ok
+    );
+    let put = Command::Put(PutRequest {
+        name: name.into(),
+        title: String::new(),
+        replace: false,
+        size: picture.len() as u32,
+    });
+    send(&mut stream, &frame(2, put)).await;
+    send(&mut stream, &picture[..sent]).await;
+    stream
+}
+
+fn reopen(db: &Path) -> Store {
+    Store::open(
+        &StoreUrl::Sqlite(db.to_path_buf()),
+        None,
+        &StoreOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("reopening after the kill: {e}"))
+}
+
+#[tokio::test]
+async fn killed_in_the_middle_of_an_upload_restarts_without_it() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = dir.path().join("pictures.db");
+    let (child, addr) = start_binary(&db).await;
+    let before = catalog(addr).await;
+    let picture = asset_bytes("mountain");
+    let _stream = upload_part(addr, "half-mountain", &picture, picture.len() / 2).await;
+    kill(child).await;
+
+    let store = reopen(&db);
+    assert_eq!(
+        store
+            .integrity_check()
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        "ok"
+    );
+    let after: Vec<_> = store
+        .catalog()
+        .entries()
+        .iter()
+        .map(|p| (**p).clone())
+        .collect();
+    assert_eq!(after, before, "the catalog changed");
+}
+
+#[tokio::test]
+async fn killed_as_an_upload_completes_has_all_of_it_or_none() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = dir.path().join("pictures.db");
+    let picture = asset_bytes("mountain");
+    // Killed at different moments around the commit: whatever the moment, the picture is
+    // there whole, or not at all.
+    for round in 0..3u64 {
+        let (child, addr) = start_binary(&db).await;
+        let name = format!("mountain-{round}");
+        let _stream = upload_part(addr, &name, &picture, picture.len()).await;
+        tokio::time::sleep(std::time::Duration::from_millis(round * 15)).await;
+        kill(child).await;
+        let store = reopen(&db);
+        assert_eq!(
+            store
+                .integrity_check()
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+            "ok"
+        );
+        if let Some(found) = store
+            .get(&picture_protocol::Selector::Name(name.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+        {
+            assert_eq!(found.bytes.len(), found.info.size as usize);
+            let sha: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&found.bytes).into();
+            assert_eq!(sha, found.info.sha256, "{name} is stored half");
+        }
+    }
+}
