@@ -182,3 +182,149 @@ async fn interactive_menu_like_the_original() {
     assert!(screen.contains("not-found picture"));
     assert_saved_under_its_name(dir.path(), &pictures[0]);
 }
+
+/// `picture-client` with the admin token in its environment.
+async fn with_token(server: &str, args: &[&str], dir: &Path) -> Output {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-client"))
+        .arg("--server")
+        .arg(server)
+        .args(args)
+        .current_dir(dir)
+        .env("PICTURE_TOKEN", TOKEN)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    within(output).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn put_rename_retitle_move_delete_with_their_exit_codes() {
+    let (server, _db) = crate::writes::writable_server().await;
+    let addr = server.addr.to_string();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("trip.jpg");
+    std::fs::copy(asset_path("forest-small"), &file).unwrap_or_else(|e| panic!("{e}"));
+
+    let put = with_token(
+        &addr,
+        &["put", "trip.jpg", "--title", "The trip"],
+        dir.path(),
+    )
+    .await;
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    assert!(
+        text(&put.stdout).contains("stored The trip (trip): number 9"),
+        "{}",
+        text(&put.stdout)
+    );
+    assert!(call(server.addr, by_name("trip")).await.body == asset_bytes("forest-small"));
+
+    // The same name again: refused (4) unless --replace.
+    let again = with_token(&addr, &["put", "trip.jpg"], dir.path()).await;
+    assert_eq!(again.status.code(), Some(4), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("name taken"),
+        "{}",
+        text(&again.stderr)
+    );
+    let replaced = with_token(&addr, &["put", "trip.jpg", "--replace"], dir.path()).await;
+    assert!(replaced.status.success(), "{}", text(&replaced.stderr));
+
+    for args in [
+        &["rename", "trip", "journey"][..],
+        &["retitle", "journey", "The journey"],
+        &["move", "journey", "1"],
+    ] {
+        let out = with_token(&addr, args, dir.path()).await;
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    }
+    let first = &catalog(server.addr).await[0];
+    assert_eq!(
+        (first.name.as_str(), first.title.as_str()),
+        ("journey", "The journey")
+    );
+
+    let searched = client(
+        &addr,
+        &["list", "--search", "JOURN", "--json"],
+        dir.path(),
+        b"",
+    )
+    .await;
+    let listed: serde_json::Value =
+        serde_json::from_slice(&searched.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+
+    let deleted = with_token(&addr, &["delete", "1"], dir.path()).await;
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    let missing = with_token(&addr, &["delete", "journey"], dir.path()).await;
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing.stderr));
+
+    // Not a picture: 4. No token, or a wrong one: 3.
+    std::fs::write(dir.path().join("notes.png"), b"not a picture")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rejected = with_token(&addr, &["put", "notes.png"], dir.path()).await;
+    assert_eq!(
+        rejected.status.code(),
+        Some(4),
+        "{}",
+        text(&rejected.stderr)
+    );
+    let anonymous = client(&addr, &["delete", "car"], dir.path(), b"").await;
+    assert_eq!(
+        anonymous.status.code(),
+        Some(3),
+        "{}",
+        text(&anonymous.stderr)
+    );
+    let wrong = client(
+        &addr,
+        &["--token", "wrong", "delete", "car"],
+        dir.path(),
+        b"",
+    )
+    .await;
+    assert_eq!(wrong.status.code(), Some(3), "{}", text(&wrong.stderr));
+    assert_eq!(
+        text(&wrong.stderr).lines().count(),
+        1,
+        "{}",
+        text(&wrong.stderr)
+    );
+    assert_eq!(catalog(server.addr).await.len(), manifest_names().len());
+}
+
+#[tokio::test]
+async fn watch_prints_each_change_as_a_line() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let (server, _db) = crate::writes::writable_server().await;
+    let addr = server.addr.to_string();
+    let mut watcher = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-client"))
+        .args(["--server", &addr, "watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Its first line on standard error says it is watching: only then is a change certain
+    // to reach it.
+    let stderr = watcher.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let ready = within(BufReader::new(stderr).lines().next_line()).await;
+    assert!(
+        matches!(&ready, Ok(Some(line)) if line.contains("watching")),
+        "{ready:?}"
+    );
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = with_token(&addr, &["retitle", "dog", "A good dog"], dir.path()).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = watcher.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let line = within(BufReader::new(stdout).lines().next_line())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("watch printed nothing"));
+    let change: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(change["change"], "retitled", "{line}");
+    assert_eq!(change["name"], "dog", "{line}");
+    assert_eq!(change["picture"]["title"], "A good dog", "{line}");
+}

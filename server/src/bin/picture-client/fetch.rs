@@ -13,6 +13,38 @@ use tokio::runtime::Runtime;
 /// Transfers quicker than this finish without a progress bar flashing up.
 const PROGRESS_DELAY: Duration = Duration::from_millis(300);
 
+/// A progress bar on standard error that shows up only for transfers that take more than a
+/// moment.
+pub struct Progress {
+    bar: ProgressBar,
+    started: Instant,
+}
+
+impl Progress {
+    pub fn new() -> Progress {
+        Progress {
+            bar: ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden()),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn update(&self, done: u64, total: u64) {
+        if self.bar.is_hidden() && self.started.elapsed() > PROGRESS_DELAY {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+            self.bar.set_style(
+                ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+        }
+        self.bar.set_length(total);
+        self.bar.set_position(done);
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
 /// A picture received and checked.
 pub struct Received {
     pub info: PictureInfo,
@@ -56,20 +88,9 @@ pub fn fetch_from(
     selector: &Selector,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
-    let progress = |received: u64, total: u64| {
-        if bar.is_hidden() && started.elapsed() > PROGRESS_DELAY {
-            bar.set_draw_target(ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-        }
-        bar.set_length(total);
-        bar.set_position(received);
-    };
-    let fetched = rt.block_on(client.get(selector.clone(), progress));
-    bar.finish_and_clear();
+    let bar = Progress::new();
+    let fetched = rt.block_on(client.get(selector.clone(), |done, total| bar.update(done, total)));
+    bar.finish();
     let fetched = fetched?;
     if fetched.status == Status::NotFound {
         return Ok(Outcome::NotFound);

@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod edit;
 mod fetch;
 mod menu;
 mod preview;
@@ -17,6 +18,7 @@ use picture_server::client::Client;
 use serde::Serialize;
 use tokio::runtime::Runtime;
 
+use crate::edit::Edit;
 use crate::fetch::{Outcome, fetch, file_name};
 
 #[derive(Debug, Parser)]
@@ -31,6 +33,9 @@ struct Args {
         global = true
     )]
     server: String,
+    /// The admin token, for the commands that change pictures.
+    #[arg(long, env = "PICTURE_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -42,6 +47,9 @@ enum Cmd {
         /// One JSON array for programs instead of a table.
         #[arg(long)]
         json: bool,
+        /// Only the pictures whose name or title contains this text (ignoring case).
+        #[arg(long)]
+        search: Option<String>,
     },
     /// Fetches one picture by menu number or name. Exits with 2 if there is no such picture.
     Get {
@@ -53,10 +61,38 @@ enum Cmd {
     },
     /// Checks that the server answers.
     Ping,
+    /// Uploads a picture (needs the token). Exits with 4 if the server refuses it.
+    Put {
+        /// JPEG, PNG, GIF or WebP file.
+        file: PathBuf,
+        /// Name to store it under [default: the file's name without its ending].
+        #[arg(long)]
+        name: Option<String>,
+        /// Title the menu shows [default: made from the name].
+        #[arg(long, default_value = "")]
+        title: String,
+        /// Replace the picture of that name instead of refusing.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Deletes a picture (needs the token).
+    Delete {
+        /// Menu number or name.
+        choice: String,
+    },
+    /// Gives a picture a new name (needs the token).
+    Rename { choice: String, new_name: String },
+    /// Gives a picture a new title (needs the token).
+    Retitle { choice: String, title: String },
+    /// Moves a picture to a menu position, 1 being first (needs the token).
+    Move { choice: String, position: u32 },
+    /// Prints every change to the catalog as it happens, one line each.
+    Watch {
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
-
-/// Exit code for a picture that does not exist.
-const EXIT_NOT_FOUND: u8 = 2;
 
 fn main() -> ExitCode {
     let args: Args = match picture_server::args::parse("picture-client") {
@@ -78,10 +114,47 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let mut client = rt.block_on(Client::connect(&args.server))?;
+    let token = args.token.as_deref();
     match args.command {
         None => menu::run(&rt, &mut client),
-        Some(Cmd::List { json }) => list(&rt, &mut client, json),
+        Some(Cmd::List { json, search }) => list(&rt, &mut client, json, search.as_deref()),
         Some(Cmd::Get { choice, output }) => get(&rt, &mut client, &choice, output),
+        Some(Cmd::Watch { json }) => edit::watch(&rt, &mut client, json),
+        Some(Cmd::Put {
+            file,
+            name,
+            title,
+            replace,
+        }) => {
+            let put = Edit::Put {
+                file: &file,
+                name,
+                title,
+                replace,
+            };
+            edit::run(&rt, &mut client, token, put)
+        }
+        Some(Cmd::Delete { choice }) => {
+            edit::run(&rt, &mut client, token, Edit::Delete(choose(&choice)))
+        }
+        Some(Cmd::Rename { choice, new_name }) => edit::run(
+            &rt,
+            &mut client,
+            token,
+            Edit::Rename(choose(&choice), new_name),
+        ),
+        Some(Cmd::Retitle { choice, title }) => edit::run(
+            &rt,
+            &mut client,
+            token,
+            Edit::Retitle(choose(&choice), title),
+        ),
+        Some(Cmd::Move { choice, position }) => edit::run(
+            &rt,
+            &mut client,
+            token,
+            Edit::Move(choose(&choice), position),
+        ),
         Some(Cmd::Ping) => {
             let started = std::time::Instant::now();
             rt.block_on(client.ping())?;
@@ -91,9 +164,14 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A menu number or a name, as a person types it.
+fn choose(choice: &str) -> Selector {
+    Selector::from_choice(choice.as_bytes())
+}
+
 /// A catalog entry as `list --json` prints it.
 #[derive(Serialize)]
-struct JsonPicture<'a> {
+pub struct JsonPicture<'a> {
     number: u32,
     name: &'a str,
     title: &'a str,
@@ -104,23 +182,31 @@ struct JsonPicture<'a> {
     sha256: String,
 }
 
-fn list(rt: &Runtime, client: &mut Client, json: bool) -> anyhow::Result<ExitCode> {
-    let pictures = rt.block_on(client.list())?;
+impl<'a> From<&'a PictureInfo> for JsonPicture<'a> {
+    fn from(p: &'a PictureInfo) -> Self {
+        JsonPicture {
+            number: p.number,
+            name: &p.name,
+            title: &p.title,
+            mime: &p.mime,
+            width: p.width,
+            height: p.height,
+            size: p.size,
+            sha256: p.sha256_hex(),
+        }
+    }
+}
+
+fn list(
+    rt: &Runtime,
+    client: &mut Client,
+    json: bool,
+    search: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let pictures = rt.block_on(client.list_all(search.unwrap_or_default()))?;
     let mut out = std::io::stdout().lock();
     if json {
-        let entries: Vec<JsonPicture> = pictures
-            .iter()
-            .map(|p| JsonPicture {
-                number: p.number,
-                name: &p.name,
-                title: &p.title,
-                mime: &p.mime,
-                width: p.width,
-                height: p.height,
-                size: p.size,
-                sha256: p.sha256_hex(),
-            })
-            .collect();
+        let entries: Vec<JsonPicture> = pictures.iter().map(JsonPicture::from).collect();
         serde_json::to_writer_pretty(&mut out, &entries)?;
         writeln!(out)?;
     } else {
@@ -173,7 +259,7 @@ fn get(
         Outcome::Found(picture) => picture,
         Outcome::NotFound => {
             eprintln!("picture-client: not found: the server has no picture {selector}");
-            return Ok(ExitCode::from(EXIT_NOT_FOUND));
+            return Ok(ExitCode::from(edit::EXIT_NOT_FOUND));
         }
     };
     match output {
