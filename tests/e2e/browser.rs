@@ -367,3 +367,84 @@ async fn page_reconnects_after_a_server_restart() {
 fn free_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_menu_follows_changes_made_elsewhere_without_a_reload() {
+    let (server, _db) = crate::writes::writable_server().await;
+    let web = server.start_web().await;
+    let shipped = manifest_names().len();
+    let browser = Browser::start().await;
+    browser.goto(&format!("http://{}/#dog", web.addr)).await;
+    browser.wait_for_picture("dog", "ok").await;
+
+    // An upload through the command-line client appears in the menu.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("lake.jpg");
+    std::fs::copy(asset_path("forest-small"), &file).unwrap_or_else(|e| panic!("{e}"));
+    let put = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-client"))
+        .args([
+            "--server",
+            &server.addr.to_string(),
+            "put",
+            "lake.jpg",
+            "--title",
+            "A lake",
+        ])
+        .current_dir(dir.path())
+        .env("PICTURE_TOKEN", TOKEN)
+        .output();
+    let put = within(put).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    browser
+        .wait_until(
+            "the uploaded picture in the menu",
+            &format!(
+                "const o = [...document.querySelectorAll('select#picture option')]; \
+                 return o.length === {} && o[{shipped}].textContent.trim() === '{}. A lake';",
+                shipped + 1,
+                shipped + 1
+            ),
+        )
+        .await;
+    // The picture on show stays selected and shown.
+    let selected = browser
+        .eval("return document.querySelector('select#picture').value;")
+        .await;
+    assert_eq!(selected, json!("3"));
+
+    // A rename and a retitle elsewhere relabel the menu.
+    let mut writer = crate::store::authorized(server.addr).await;
+    within(writer.retitle(
+        picture_protocol::Selector::Name("house".into()),
+        "Our house",
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    browser
+        .wait_until(
+            "the new title",
+            "return document.querySelector('select#picture option[value=\"2\"]').textContent.trim() === '2. Our house';",
+        )
+        .await;
+
+    // Deleting the picture on show says so.
+    within(writer.delete(picture_protocol::Selector::Name("dog".into())))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    browser
+        .wait_until(
+            "the deletion of the picture on show",
+            &format!(
+                "const s = document.querySelector('#status'); \
+                 return s.dataset.state === 'deleted' && s.textContent.includes('Dog') \
+                 && document.querySelectorAll('select#picture option').length === {shipped};"
+            ),
+        )
+        .await;
+    browser.close().await;
+    web.stop().await;
+}

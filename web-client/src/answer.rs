@@ -3,7 +3,7 @@
 //! error in words.
 
 use picture_protocol::{
-    Kind, MAX_RESPONSE_BODY, PictureInfo, Response, Status, decode_catalog, decode_response,
+    Change, Kind, MAX_RESPONSE_BODY, PictureInfo, Response, Status, decode_catalog, decode_response,
 };
 
 /// A picture the server sent: the one asked for, or its not-found picture instead.
@@ -33,6 +33,18 @@ pub fn catalog(response: Response) -> Result<Vec<PictureInfo>, String> {
     let response = expect(Kind::List, response)?;
     decode_catalog(&response.body)
         .map_err(|error| format!("The server sent an unreadable catalog: {error}."))
+}
+
+/// Whether a message is a change notice rather than an answer.
+pub fn is_notice(response: &Response) -> bool {
+    response.head.kind == Some(Kind::Change)
+}
+
+/// The change a notice tells of.
+pub fn change(response: Response) -> Result<Change, String> {
+    let response = expect(Kind::Change, response)?;
+    Change::decode(&response.body)
+        .map_err(|error| format!("The server sent an unreadable change notice: {error}."))
 }
 
 /// The picture in the answer to a GET.
@@ -102,6 +114,34 @@ mod tests {
         longer.push(0);
         assert!(read_message(&longer).is_err_and(|e| e.contains("1 bytes after")));
         assert!(read_message(b"GIF89a").is_err_and(|e| e.contains("unreadable")));
+    }
+
+    #[test]
+    fn notices_are_told_from_answers() {
+        let change = picture_protocol::Change {
+            version: 4,
+            kind: picture_protocol::ChangeKind::Removed,
+            name: "car".into(),
+            picture: None,
+        };
+        let body = change.encode().unwrap_or_else(|e| panic!("{e}"));
+        let notice = response(
+            Kind::Change,
+            Status::Ok,
+            picture_protocol::CHANGE_MIME,
+            &body,
+        );
+        assert!(is_notice(&notice));
+        assert_eq!(super::change(notice), Ok(change));
+        let list = response(Kind::List, Status::Ok, CATALOG_MIME, &[0, 0]);
+        assert!(!is_notice(&list));
+        let garbage = response(
+            Kind::Change,
+            Status::Ok,
+            picture_protocol::CHANGE_MIME,
+            b"x",
+        );
+        assert!(super::change(garbage).is_err_and(|e| e.contains("unreadable")));
     }
 
     #[test]

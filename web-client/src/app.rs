@@ -4,7 +4,9 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use picture_protocol::{Command, GetRequest, PictureInfo, Request, Selector, Variant, same_name};
+use picture_protocol::{
+    Change, ChangeKind, Command, GetRequest, PictureInfo, Request, Selector, Variant, same_name,
+};
 use wasm_bindgen::JsValue;
 use web_sys::{Document, Window};
 
@@ -98,7 +100,12 @@ impl Running {
 /// What a request was sent for.
 #[derive(Debug, Clone, PartialEq)]
 enum Purpose {
+    /// The catalog, and then the picture wanted.
     List,
+    /// The catalog again after a change: the picture on show stays.
+    Refresh,
+    /// Change notices from now on.
+    Watch,
     Get(Wanted),
 }
 
@@ -112,7 +119,8 @@ struct Wanted {
 impl Purpose {
     fn describe(&self) -> String {
         match self {
-            Purpose::List => "the list of pictures".to_owned(),
+            Purpose::List | Purpose::Refresh => "the list of pictures".to_owned(),
+            Purpose::Watch => "news of changes".to_owned(),
             Purpose::Get(wanted) => wanted.title.clone(),
         }
     }
@@ -179,6 +187,8 @@ impl App {
         self.connected_at_ms = Some(clock::now_ms());
         self.view
             .set_connection(ConnectionState::Connected, "Connected");
+        // Watching first: no change after the catalog is read can be missed.
+        self.request(Purpose::Watch, Command::Watch);
         self.request(Purpose::List, Command::List);
     }
 
@@ -222,7 +232,7 @@ impl App {
     /// picture only if no later one was asked for.
     fn is_shown_to_reader(&self, id: u32, purpose: &Purpose) -> bool {
         match purpose {
-            Purpose::List => true,
+            Purpose::List | Purpose::Refresh | Purpose::Watch => true,
             Purpose::Get(_) => self.latest_get == Some(id),
         }
     }
@@ -240,6 +250,12 @@ impl App {
             Ok(response) => response,
             Err(problem) => return self.on_garbage(problem),
         };
+        if answer::is_notice(&response) {
+            return match answer::change(response) {
+                Ok(change) => self.on_change(&change),
+                Err(problem) => self.fail(problem),
+            };
+        }
         let Some(request) = self.pending.take(response.head.id) else {
             return; // The answer to a request that already failed by timing out.
         };
@@ -252,6 +268,14 @@ impl App {
                 Ok(pictures) => self.on_catalog(pictures),
                 Err(problem) => self.fail(problem),
             },
+            Purpose::Refresh => match answer::catalog(response) {
+                Ok(pictures) => {
+                    self.refill_menu(pictures);
+                }
+                Err(problem) => self.fail(problem),
+            },
+            // A server that cannot watch still serves pictures: the menu is only not live.
+            Purpose::Watch => {}
             Purpose::Get(wanted) => match answer::picture(response) {
                 Ok(picture) => self.show(&wanted, picture, elapsed_ms),
                 Err(problem) => self.fail(problem),
@@ -262,15 +286,65 @@ impl App {
     /// A fresh catalog: refill the menu and (re)fetch the picture wanted, keeping the one on
     /// show after a reconnection.
     fn on_catalog(&mut self, pictures: Vec<PictureInfo>) {
+        if self.refill_menu(pictures) {
+            let wanted = self.current.clone().or_else(|| self.address.wanted_name());
+            self.fetch(wanted.as_deref());
+        }
+    }
+
+    /// Puts a catalog in the menu, keeping the selection on the picture on show. Returns
+    /// whether it could.
+    fn refill_menu(&mut self, pictures: Vec<PictureInfo>) -> bool {
         self.menu = Menu::new(pictures);
         if let Err(error) = self.view.fill_menu(&self.menu) {
-            return self.fail(format!(
+            self.fail(format!(
                 "Cannot fill the menu: {}",
                 describe_js_error(&error)
             ));
+            return false;
         }
-        let wanted = self.current.clone().or_else(|| self.address.wanted_name());
-        self.fetch(wanted.as_deref());
+        let shown = self
+            .current
+            .as_deref()
+            .and_then(|name| self.menu.by_name(name));
+        self.view.select(shown.map(|p| p.number));
+        true
+    }
+
+    /// Something changed on the server: read the catalog again, and say so if the picture on
+    /// show is gone or has a new name.
+    fn on_change(&mut self, change: &Change) {
+        let is_current = self
+            .current
+            .as_ref()
+            .is_some_and(|current| same_name(current, &change.name));
+        if is_current {
+            match (change.kind, &change.picture) {
+                (ChangeKind::Removed, _) => {
+                    let title = self
+                        .menu
+                        .by_name(&change.name)
+                        .map_or_else(|| format!("\"{}\"", change.name), |p| p.title.clone());
+                    self.view.set_status(&StatusLine::deleted(&title));
+                }
+                (ChangeKind::Renamed, Some(picture)) => {
+                    self.current = Some(picture.name.clone());
+                    if let Err(error) = self.address.show_name(&picture.name) {
+                        self.fail(format!(
+                            "Cannot update the address: {}",
+                            describe_js_error(&error)
+                        ));
+                    }
+                }
+                // New bytes under the name on show: show them.
+                (ChangeKind::Replaced, Some(picture)) => {
+                    let name = picture.name.clone();
+                    self.fetch(Some(&name));
+                }
+                _ => {}
+            }
+        }
+        self.request(Purpose::Refresh, Command::List);
     }
 
     fn on_chosen(&mut self) {

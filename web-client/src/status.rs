@@ -14,6 +14,8 @@ pub enum StatusState {
     NotFound,
     /// Something failed; the text says what.
     Error,
+    /// The picture on show was deleted from the server.
+    Deleted,
 }
 
 impl StatusState {
@@ -24,6 +26,7 @@ impl StatusState {
             StatusState::Ok => "ok",
             StatusState::NotFound => "not-found",
             StatusState::Error => "error",
+            StatusState::Deleted => "deleted",
         }
     }
 }
@@ -64,6 +67,13 @@ impl StatusLine {
         }
     }
 
+    pub fn deleted(title: &str) -> StatusLine {
+        StatusLine {
+            state: StatusState::Deleted,
+            text: format!("{title} was deleted from the server."),
+        }
+    }
+
     pub fn error(text: impl Into<String>) -> StatusLine {
         StatusLine {
             state: StatusState::Error,
@@ -84,9 +94,13 @@ mod tests {
             StatusState::Ok,
             StatusState::NotFound,
             StatusState::Error,
+            StatusState::Deleted,
         ]
         .map(StatusState::as_str);
-        assert_eq!(names, ["idle", "loading", "ok", "not-found", "error"]);
+        assert_eq!(
+            names,
+            ["idle", "loading", "ok", "not-found", "error", "deleted"]
+        );
     }
 
     #[test]
@@ -96,6 +110,10 @@ mod tests {
         assert_eq!(
             StatusLine::not_found("unicorn").text,
             "No picture named \"unicorn\"."
+        );
+        assert_eq!(
+            StatusLine::deleted("Car").text,
+            "Car was deleted from the server."
         );
     }
 }
