@@ -448,3 +448,89 @@ async fn the_menu_follows_changes_made_elsewhere_without_a_reload() {
     browser.close().await;
     web.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_catalog_loads_page_by_page_and_can_be_searched() {
+    use picture_server::store::{Folder, Store, StoreOptions, StoreUrl, inspect};
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = dir.path().join("pictures.db");
+    let store = Store::open(
+        &StoreUrl::Sqlite(db.clone()),
+        None,
+        &StoreOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let pictures = (1..=450u32)
+        .map(|n| {
+            let title = if n % 100 == 7 {
+                format!("Zebra {n}")
+            } else {
+                format!("Picture {n}")
+            };
+            inspect(0, format!("pic-{n}"), title, crate::store::tiny_png(n))
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    let not_found = Folder::load(&assets_dir())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .not_found;
+    store
+        .import_folder(Folder {
+            pictures,
+            not_found,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(store);
+    let server = TestServer::start_sqlite(&db, Limits::default()).await;
+    let web = server.start_web().await;
+    let browser = Browser::start().await;
+    browser.goto(&format!("http://{}/", web.addr)).await;
+    browser.wait_for_picture("pic-1", "ok").await;
+    let options = "document.querySelectorAll('select#picture option').length";
+    browser
+        .wait_until(
+            "the first page",
+            &format!("return {options} === 200 && !document.querySelector('#more').hidden;"),
+        )
+        .await;
+    browser
+        .eval("document.querySelector('#more').click(); return true;")
+        .await;
+    browser
+        .wait_until("the second page", &format!("return {options} === 400;"))
+        .await;
+    browser
+        .eval("document.querySelector('#more').click(); return true;")
+        .await;
+    browser
+        .wait_until(
+            "the last page",
+            &format!("return {options} === 450 && document.querySelector('#more').hidden;"),
+        )
+        .await;
+
+    // Typing a search lists only the matches, from the whole catalog.
+    let search = browser
+        .client
+        .find(Locator::Css("input#search"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    search
+        .send_keys("zEBRA")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    browser
+        .wait_until(
+            "the search results",
+            &format!(
+                "const o = [...document.querySelectorAll('select#picture option')]; \
+                 return {options} === 5 && o[4].textContent.trim() === '407. Zebra 407';"
+            ),
+        )
+        .await;
+    browser.choose(307).await;
+    browser.wait_for_picture("pic-307", "ok").await;
+    browser.close().await;
+    web.stop().await;
+}

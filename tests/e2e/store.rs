@@ -208,7 +208,7 @@ async fn a_small_cache_still_serves_every_picture() {
 }
 
 /// A small PNG whose pixels encode `n`, so every picture is different.
-fn tiny_png(n: u32) -> Bytes {
+pub fn tiny_png(n: u32) -> Bytes {
     let [a, b, c, d] = n.to_be_bytes();
     let img = image::RgbaImage::from_raw(2, 1, vec![a, b, c, 255, d, 0, 0, 255])
         .unwrap_or_else(|| panic!("pixel buffer size"));

@@ -3,7 +3,8 @@
 //! error in words.
 
 use picture_protocol::{
-    Change, Kind, MAX_RESPONSE_BODY, PictureInfo, Response, Status, decode_catalog, decode_response,
+    Change, Kind, MAX_RESPONSE_BODY, Page, PictureInfo, Response, Status, decode_catalog,
+    decode_response,
 };
 
 /// A picture the server sent: the one asked for, or its not-found picture instead.
@@ -33,6 +34,13 @@ pub fn catalog(response: Response) -> Result<Vec<PictureInfo>, String> {
     let response = expect(Kind::List, response)?;
     decode_catalog(&response.body)
         .map_err(|error| format!("The server sent an unreadable catalog: {error}."))
+}
+
+/// The page of the catalog in the answer to a PAGE.
+pub fn page(response: Response) -> Result<Page, String> {
+    let response = expect(Kind::Page, response)?;
+    Page::decode(&response.body)
+        .map_err(|error| format!("The server sent an unreadable page of the catalog: {error}."))
 }
 
 /// Whether a message is a change notice rather than an answer.

@@ -5,7 +5,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use picture_protocol::{
-    Change, ChangeKind, Command, GetRequest, PictureInfo, Request, Selector, Variant, same_name,
+    Change, ChangeKind, Command, GetRequest, Page, PageRequest, Request, Selector, Variant,
+    same_name,
 };
 use wasm_bindgen::JsValue;
 use web_sys::{Document, Window};
@@ -23,6 +24,10 @@ use crate::pending::Pending;
 use crate::status::StatusLine;
 use crate::view::View;
 
+/// Menu entries loaded at a time: a dropdown stays usable, and the rest comes page by page.
+const PAGE_SIZE: u16 = 200;
+/// The most entries one request may bring (the protocol's largest page).
+const MAX_PAGE: u16 = picture_protocol::MAX_PAGE_SIZE;
 /// How long a request may wait for its answer before it fails.
 const REQUEST_TIMEOUT_MS: u32 = 15_000;
 /// The most requests waiting for answers at once; a reader cannot click faster than this
@@ -75,6 +80,7 @@ impl Running {
                 connected_at_ms: None,
                 current: None,
                 latest_get: None,
+                latest_menu: None,
                 decoding: None,
                 dispatcher: Dispatcher::new(weak.clone()),
                 listeners: Vec::new(),
@@ -86,6 +92,8 @@ impl Running {
             let (menu, picture) = (app.view.menu(), app.view.picture());
             vec![
                 dispatcher.listen(menu, "change", |_| Event::Chosen)?,
+                dispatcher.listen(app.view.search(), "input", |_| Event::SearchChanged)?,
+                dispatcher.listen(app.view.more(), "click", |_| Event::MoreWanted)?,
                 dispatcher.listen(window, "hashchange", |_| Event::HashChanged)?,
                 dispatcher.listen(picture, "load", |_| Event::ImageLoaded)?,
                 dispatcher.listen(picture, "error", |_| Event::ImageFailed)?,
@@ -100,10 +108,14 @@ impl Running {
 /// What a request was sent for.
 #[derive(Debug, Clone, PartialEq)]
 enum Purpose {
-    /// The catalog, and then the picture wanted.
+    /// The first page of the menu, and then the picture wanted.
     List,
-    /// The catalog again after a change: the picture on show stays.
+    /// The menu again (as much of it as is loaded) after a change: the picture on show stays.
     Refresh,
+    /// The first page of the menu for a new search.
+    Search,
+    /// The next page of the menu.
+    More,
     /// Change notices from now on.
     Watch,
     Get(Wanted),
@@ -119,7 +131,9 @@ struct Wanted {
 impl Purpose {
     fn describe(&self) -> String {
         match self {
-            Purpose::List | Purpose::Refresh => "the list of pictures".to_owned(),
+            Purpose::List | Purpose::Refresh | Purpose::Search | Purpose::More => {
+                "the list of pictures".to_owned()
+            }
             Purpose::Watch => "news of changes".to_owned(),
             Purpose::Get(wanted) => wanted.title.clone(),
         }
@@ -149,6 +163,8 @@ pub(crate) struct App {
     /// The id of the latest GET: answers to earlier ones are dropped, so a slow answer never
     /// replaces a later choice.
     latest_get: Option<u32>,
+    /// The id of the latest request for the menu, for the same reason.
+    latest_menu: Option<u32>,
     decoding: Option<Decoding>,
     dispatcher: Dispatcher,
     /// The page's own listeners, unregistered when the app goes.
@@ -171,6 +187,8 @@ impl App {
             Event::HashChanged => self.on_hash_changed(),
             Event::ImageLoaded => self.on_image_loaded(),
             Event::ImageFailed => self.on_image_failed(),
+            Event::SearchChanged => self.on_search_changed(),
+            Event::MoreWanted => self.on_more_wanted(),
         }
     }
 
@@ -189,7 +207,7 @@ impl App {
             .set_connection(ConnectionState::Connected, "Connected");
         // Watching first: no change after the catalog is read can be missed.
         self.request(Purpose::Watch, Command::Watch);
-        self.request(Purpose::List, Command::List);
+        self.load_menu(Purpose::List, 0, PAGE_SIZE);
     }
 
     fn on_closed(&mut self, reason: &str) {
@@ -232,8 +250,10 @@ impl App {
     /// picture only if no later one was asked for.
     fn is_shown_to_reader(&self, id: u32, purpose: &Purpose) -> bool {
         match purpose {
-            Purpose::List | Purpose::Refresh | Purpose::Watch => true,
+            Purpose::Watch => true,
             Purpose::Get(_) => self.latest_get == Some(id),
+            // A later search or reload of the menu makes earlier ones moot.
+            _ => self.latest_menu == Some(id),
         }
     }
 
@@ -263,17 +283,13 @@ impl App {
             return;
         }
         let elapsed_ms = clock::now_ms() - request.sent_ms;
-        match request.purpose {
-            Purpose::List => match answer::catalog(response) {
-                Ok(pictures) => self.on_catalog(pictures),
-                Err(problem) => self.fail(problem),
-            },
-            Purpose::Refresh => match answer::catalog(response) {
-                Ok(pictures) => {
-                    self.refill_menu(pictures);
+        match request.purpose.clone() {
+            Purpose::List | Purpose::Refresh | Purpose::Search | Purpose::More => {
+                match answer::page(response) {
+                    Ok(page) => self.on_page(&request.purpose, page),
+                    Err(problem) => self.fail(problem),
                 }
-                Err(problem) => self.fail(problem),
-            },
+            }
             // A server that cannot watch still serves pictures: the menu is only not live.
             Purpose::Watch => {}
             Purpose::Get(wanted) => match answer::picture(response) {
@@ -283,19 +299,53 @@ impl App {
         }
     }
 
-    /// A fresh catalog: refill the menu and (re)fetch the picture wanted, keeping the one on
-    /// show after a reconnection.
-    fn on_catalog(&mut self, pictures: Vec<PictureInfo>) {
-        if self.refill_menu(pictures) {
-            let wanted = self.current.clone().or_else(|| self.address.wanted_name());
-            self.fetch(wanted.as_deref());
+    /// Asks for the menu's pictures after number `after` that match the search.
+    fn load_menu(&mut self, purpose: Purpose, after: u32, limit: u16) {
+        let command = Command::Page(PageRequest {
+            after,
+            limit,
+            search: self.view.search_text(),
+        });
+        self.latest_menu = self.request(purpose, command);
+    }
+
+    /// A page of the menu: the first one (then the picture wanted is fetched, keeping the one
+    /// on show after a reconnection), a reload, a new search, or the next page.
+    fn on_page(&mut self, purpose: &Purpose, page: Page) {
+        match purpose {
+            Purpose::More => {
+                self.menu.extend(page);
+                self.show_menu();
+            }
+            Purpose::List => {
+                if self.refill_menu(page) {
+                    let wanted = self.current.clone().or_else(|| self.address.wanted_name());
+                    self.fetch(wanted.as_deref());
+                }
+            }
+            _ => {
+                self.refill_menu(page);
+            }
         }
     }
 
-    /// Puts a catalog in the menu, keeping the selection on the picture on show. Returns
+    fn on_search_changed(&mut self) {
+        self.load_menu(Purpose::Search, 0, PAGE_SIZE);
+    }
+
+    fn on_more_wanted(&mut self) {
+        let after = self.menu.last_number();
+        self.load_menu(Purpose::More, after, PAGE_SIZE);
+    }
+
+    /// Puts a page in the menu, keeping the selection on the picture on show. Returns
     /// whether it could.
-    fn refill_menu(&mut self, pictures: Vec<PictureInfo>) -> bool {
-        self.menu = Menu::new(pictures);
+    fn refill_menu(&mut self, page: Page) -> bool {
+        self.menu = Menu::from_page(page);
+        self.show_menu()
+    }
+
+    fn show_menu(&mut self) -> bool {
         if let Err(error) = self.view.fill_menu(&self.menu) {
             self.fail(format!(
                 "Cannot fill the menu: {}",
@@ -344,7 +394,8 @@ impl App {
                 _ => {}
             }
         }
-        self.request(Purpose::Refresh, Command::List);
+        let loaded = u16::try_from(self.menu.len()).unwrap_or(MAX_PAGE);
+        self.load_menu(Purpose::Refresh, 0, loaded.clamp(PAGE_SIZE, MAX_PAGE));
     }
 
     fn on_chosen(&mut self) {

@@ -31,6 +31,10 @@ pub enum Event {
     ImageLoaded,
     /// ...or could not decode it.
     ImageFailed,
+    /// The search text changed.
+    SearchChanged,
+    /// The reader asked for more of the menu.
+    MoreWanted,
 }
 
 #[derive(Debug)]

@@ -1,12 +1,15 @@
 //! The picture menu: entries labelled like the original terminal menu (`1. Car`), and which
 //! picture a name from the address (`#house`) points at.
 
-use picture_protocol::{PictureInfo, same_name};
+use picture_protocol::{Page, PictureInfo, same_name};
 
-/// The catalog in menu order, as the server listed it.
+/// The part of the catalog the page has loaded, in menu order: the first pages of the pictures
+/// matching the search (all pictures when there is none).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Menu {
     pictures: Vec<PictureInfo>,
+    /// How many pictures match in all, loaded or not.
+    total: u32,
 }
 
 /// One `<option>`: what it says and the picture number it stands for.
@@ -30,7 +33,43 @@ pub enum Target<'a> {
 
 impl Menu {
     pub fn new(pictures: Vec<PictureInfo>) -> Menu {
-        Menu { pictures }
+        Menu {
+            total: pictures.len() as u32,
+            pictures,
+        }
+    }
+
+    /// The first page of a catalog.
+    pub fn from_page(page: Page) -> Menu {
+        Menu {
+            pictures: page.pictures,
+            total: page.total,
+        }
+    }
+
+    /// Adds the next page.
+    pub fn extend(&mut self, page: Page) {
+        self.pictures.extend(page.pictures);
+        self.total = page.total;
+    }
+
+    /// Pictures that match but are not loaded yet.
+    pub fn remaining(&self) -> u32 {
+        self.total.saturating_sub(self.pictures.len() as u32)
+    }
+
+    /// How many pictures are loaded.
+    pub fn len(&self) -> usize {
+        self.pictures.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pictures.is_empty()
+    }
+
+    /// The menu number the next page starts after.
+    pub fn last_number(&self) -> u32 {
+        self.pictures.last().map_or(0, |p| p.number)
     }
 
     /// The `<option>`s, in menu order.
@@ -126,6 +165,29 @@ mod tests {
             Menu::default().resolve(Some("car")),
             Target::Unknown("car".into())
         );
+    }
+
+    #[test]
+    fn pages_add_up() {
+        let page = |numbers: &[u32], total| Page {
+            version: 1,
+            total,
+            pictures: numbers
+                .iter()
+                .map(|&n| picture(n, &format!("p{n}"), "P"))
+                .collect(),
+        };
+        let mut menu = Menu::from_page(page(&[1, 2], 5));
+        assert_eq!(
+            (menu.len(), menu.remaining(), menu.last_number()),
+            (2, 3, 2)
+        );
+        menu.extend(page(&[3, 4, 5], 5));
+        assert_eq!(
+            (menu.len(), menu.remaining(), menu.last_number()),
+            (5, 0, 5)
+        );
+        assert_eq!(Menu::default().last_number(), 0);
     }
 
     #[test]

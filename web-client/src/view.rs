@@ -3,8 +3,8 @@
 
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{
-    Blob, BlobPropertyBag, Document, Element, HtmlImageElement, HtmlOptionElement,
-    HtmlSelectElement, Url,
+    Blob, BlobPropertyBag, Document, Element, HtmlButtonElement, HtmlImageElement,
+    HtmlInputElement, HtmlOptionElement, HtmlSelectElement, Url,
 };
 
 use crate::connection::ConnectionState;
@@ -15,6 +15,8 @@ use crate::status::StatusLine;
 pub struct View {
     document: Document,
     menu: HtmlSelectElement,
+    search: HtmlInputElement,
+    more: HtmlButtonElement,
     picture: HtmlImageElement,
     connection: Element,
     status: Element,
@@ -30,6 +32,8 @@ impl View {
         Ok(View {
             document: document.clone(),
             menu: element(document, "picture")?,
+            search: element(document, "search")?,
+            more: element(document, "more")?,
             picture: element(document, "view")?,
             connection: element(document, "connection")?,
             status: element(document, "status")?,
@@ -44,6 +48,19 @@ impl View {
 
     pub fn picture(&self) -> &HtmlImageElement {
         &self.picture
+    }
+
+    pub fn search(&self) -> &HtmlInputElement {
+        &self.search
+    }
+
+    pub fn more(&self) -> &HtmlButtonElement {
+        &self.more
+    }
+
+    /// The search text as typed, without surrounding white space.
+    pub fn search_text(&self) -> String {
+        self.search.value().trim().to_owned()
     }
 
     pub fn set_connection(&self, state: ConnectionState, text: &str) {
@@ -74,6 +91,10 @@ impl View {
             self.menu.add_with_html_option_element(&option)?;
         }
         self.menu.set_disabled(self.menu.length() == 0);
+        let remaining = menu.remaining();
+        self.more.set_hidden(remaining == 0);
+        self.more
+            .set_text_content(Some(&format!("Show more ({remaining} not listed yet)")));
         Ok(())
     }
 

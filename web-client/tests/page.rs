@@ -41,6 +41,7 @@ impl Fixture {
             .unwrap_or_else(|e| panic!("{e:?}"));
         root.set_inner_html(
             r#"<label for="picture">Picture</label><select id="picture"></select>
+               <input id="search" type="search"><button id="more" hidden></button>
                <img id="view" alt=""><p id="details"></p>
                <p id="connection" data-state="connecting"></p><p id="status" data-state="idle"></p>"#,
         );
@@ -129,6 +130,21 @@ fn menu_fills_the_select() {
             sha256: [0; 32],
         },
     ]);
+    view.fill_menu(&menu).unwrap_or_else(|e| panic!("{e:?}"));
+    let more: web_sys::HtmlButtonElement = fixture.element("more");
+    assert!(more.hidden(), "the whole catalog is listed");
+    let partial = Menu::from_page(picture_protocol::Page {
+        version: 1,
+        total: 5,
+        pictures: vec![],
+    });
+    view.fill_menu(&partial).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(!more.hidden());
+    assert!(
+        more.text_content()
+            .unwrap_or_default()
+            .contains("5 not listed")
+    );
     view.fill_menu(&menu).unwrap_or_else(|e| panic!("{e:?}"));
     let select: HtmlSelectElement = fixture.element("picture");
     let labels: Vec<String> = (0..select.length())

@@ -130,10 +130,30 @@ function __wbg_get_imports() {
             const ret = result;
             return ret;
         },
+        __wbg_instanceof_HtmlButtonElement_93428181d178bf77: function(arg0) {
+            let result;
+            try {
+                result = arg0 instanceof HTMLButtonElement;
+            } catch (_) {
+                result = false;
+            }
+            const ret = result;
+            return ret;
+        },
         __wbg_instanceof_HtmlImageElement_f22acd64d72ae23a: function(arg0) {
             let result;
             try {
                 result = arg0 instanceof HTMLImageElement;
+            } catch (_) {
+                result = false;
+            }
+            const ret = result;
+            return ret;
+        },
+        __wbg_instanceof_HtmlInputElement_28751c98d77a5a65: function(arg0) {
+            let result;
+            try {
+                result = arg0 instanceof HTMLInputElement;
             } catch (_) {
                 result = false;
             }
@@ -281,6 +301,9 @@ function __wbg_get_imports() {
         __wbg_set_disabled_f3a815013bdce1fd: function(arg0, arg1) {
             arg0.disabled = arg1 !== 0;
         },
+        __wbg_set_hidden_7efdf3958dc524e5: function(arg0, arg1) {
+            arg0.hidden = arg1 !== 0;
+        },
         __wbg_set_length_71f62801379da94f: function(arg0, arg1) {
             arg0.length = arg1 >>> 0;
         },
@@ -335,9 +358,16 @@ function __wbg_get_imports() {
             getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
             getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
         },
+        __wbg_value_df0a0e29a4d182fe: function(arg0, arg1) {
+            const ret = arg1.value;
+            const ptr1 = passStringToWasm0(ret, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            const len1 = WASM_VECTOR_LEN;
+            getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
+            getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
+        },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 5, ret: Unit, inner_ret: Some(Unit) }, mutable: false }) -> Externref`.
-            const ret = makeClosure(arg0, arg1, wasm_bindgen_7d4884b0003f6066___convert__closures_____invoke___web_sys_a1bf17162c97a8e1___features__gen_Event__Event______true_);
+            const ret = makeClosure(arg0, arg1, wasm_bindgen_7d4884b0003f6066___convert__closures_____invoke___web_sys_84bee9c539e5db12___features__gen_Event__Event______true_);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
@@ -369,8 +399,8 @@ function wasm_bindgen_7d4884b0003f6066___convert__closures_____invoke_______true
     wasm.wasm_bindgen_7d4884b0003f6066___convert__closures_____invoke_______true_(arg0, arg1);
 }
 
-function wasm_bindgen_7d4884b0003f6066___convert__closures_____invoke___web_sys_a1bf17162c97a8e1___features__gen_Event__Event______true_(arg0, arg1, arg2) {
-    wasm.wasm_bindgen_7d4884b0003f6066___convert__closures_____invoke___web_sys_a1bf17162c97a8e1___features__gen_Event__Event______true_(arg0, arg1, arg2);
+function wasm_bindgen_7d4884b0003f6066___convert__closures_____invoke___web_sys_84bee9c539e5db12___features__gen_Event__Event______true_(arg0, arg1, arg2) {
+    wasm.wasm_bindgen_7d4884b0003f6066___convert__closures_____invoke___web_sys_84bee9c539e5db12___features__gen_Event__Event______true_(arg0, arg1, arg2);
 }
 
 
