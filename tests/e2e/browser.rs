@@ -190,7 +190,8 @@ impl Browser {
 const DESCRIBE_PAGE: &str = "const q = s => document.querySelector(s); \
     return { connection: q('#connection')?.dataset.state, status: q('#status')?.dataset.state, \
     statusText: q('#status')?.textContent, name: q('img#view')?.dataset.name, \
-    src: q('img#view')?.src, options: q('select#picture')?.options.length };";
+    src: q('img#view')?.src, options: q('select#picture')?.options.length, \
+    editor: q('#editor-status')?.textContent, editName: q('#edit-name')?.value };";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -451,37 +452,13 @@ async fn the_menu_follows_changes_made_elsewhere_without_a_reload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_catalog_loads_page_by_page_and_can_be_searched() {
-    use picture_server::store::{Folder, Store, StoreOptions, StoreUrl, inspect};
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let db = dir.path().join("pictures.db");
-    let store = Store::open(
-        &StoreUrl::Sqlite(db.clone()),
-        None,
-        &StoreOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let pictures = (1..=450u32)
-        .map(|n| {
-            let title = if n % 100 == 7 {
-                format!("Zebra {n}")
-            } else {
-                format!("Picture {n}")
-            };
-            inspect(0, format!("pic-{n}"), title, crate::store::tiny_png(n))
-                .unwrap_or_else(|e| panic!("{e}"))
-        })
-        .collect();
-    let not_found = Folder::load(&assets_dir())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .not_found;
-    store
-        .import_folder(Folder {
-            pictures,
-            not_found,
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    drop(store);
+    crate::store::generated_catalog(&db, 450, |n| {
+        let word = if n % 100 == 7 { "Zebra" } else { "Picture" };
+        (format!("pic-{n}"), format!("{word} {n}"))
+    })
+    .await;
     let server = TestServer::start_sqlite(&db, Limits::default()).await;
     let web = server.start_web().await;
     let browser = Browser::start().await;
@@ -531,6 +508,194 @@ async fn a_large_catalog_loads_page_by_page_and_can_be_searched() {
         .await;
     browser.choose(307).await;
     browser.wait_for_picture("pic-307", "ok").await;
+    browser.close().await;
+    web.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_editor_uploads_renames_retitles_and_deletes_with_the_token() {
+    let (server, _db) = crate::writes::writable_server().await;
+    let web = server.start_web().await;
+    let shipped = manifest_names().len();
+    let browser = Browser::start().await;
+    browser.goto(&format!("http://{}/#car", web.addr)).await;
+    browser.wait_for_picture("car", "ok").await;
+    browser
+        .eval("document.querySelector('#editor').open = true; return true;")
+        .await;
+    let find = |css: &'static str| {
+        let client = browser.client.clone();
+        async move {
+            client
+                .find(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("{css}: {e}"))
+        }
+    };
+    let editor_state = |state: &str, text: &str| {
+        format!(
+            "const s = document.querySelector('#editor-status'); \
+             return s.dataset.state === '{state}' && s.textContent.includes({text:?});"
+        )
+    };
+
+    // A wrong token: said in the page, the tools stay hidden.
+    find("#token")
+        .await
+        .send_keys("not-the-token")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    find("#unlock button")
+        .await
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    browser
+        .wait_until("the refusal", &editor_state("error", "wrong admin token"))
+        .await;
+    assert_eq!(
+        browser
+            .eval("return document.querySelector('#tools').hidden;")
+            .await,
+        json!(true)
+    );
+    browser.wait_connected("connected").await;
+
+    find("#token")
+        .await
+        .send_keys(TOKEN)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    find("#unlock button")
+        .await
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    browser
+        .wait_until(
+            "the tools",
+            "return !document.querySelector('#tools').hidden;",
+        )
+        .await;
+
+    // Upload with the file picker.
+    let file = std::fs::canonicalize(asset_path("forest-small")).unwrap_or_else(|e| panic!("{e}"));
+    find("#upload-file")
+        .await
+        .send_keys(&file.display().to_string())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    find("#upload-name")
+        .await
+        .send_keys("lake")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    find("#upload-title")
+        .await
+        .send_keys("A lake")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    find("#upload button")
+        .await
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    browser
+        .wait_until(
+            "the upload",
+            &editor_state("idle", &format!("Stored A lake as number {}", shipped + 1)),
+        )
+        .await;
+    browser.wait_for_picture("lake", "ok").await;
+    assert!(call(server.addr, by_name("lake")).await.body == asset_bytes("forest-small"));
+    browser
+        .wait_until(
+            "the upload in the menu",
+            &format!(
+                "return document.querySelectorAll('select#picture option').length === {};",
+                shipped + 1
+            ),
+        )
+        .await;
+
+    // Upload by dropping a file on the picture.
+    browser
+        .eval(
+            "document.querySelector('#upload-name').value = 'dropped'; \
+             const c = document.createElement('canvas'); c.width = 4; c.height = 3; \
+             c.getContext('2d').fillRect(0, 0, 2, 2); \
+             c.toBlob(blob => { const dt = new DataTransfer(); \
+               dt.items.add(new File([blob], 'square.png', { type: 'image/png' })); \
+               document.querySelector('#frame').dispatchEvent(new DragEvent('drop', \
+                 { dataTransfer: dt, bubbles: true, cancelable: true })); }, 'image/png'); \
+             return true;",
+        )
+        .await;
+    browser
+        .wait_until(
+            "the dropped upload",
+            &editor_state("idle", &format!("as number {}", shipped + 2)),
+        )
+        .await;
+    browser.wait_for_picture("dropped", "ok").await;
+
+    // Rename and retitle the picture on show.
+    browser
+        .wait_until(
+            "the edit form",
+            "return document.querySelector('#edit-name').value === 'dropped';",
+        )
+        .await;
+    browser
+        .eval(
+            "document.querySelector('#edit-name').value = 'square'; \
+             document.querySelector('#edit-title').value = 'A black square'; return true;",
+        )
+        .await;
+    find("#edit button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    browser
+        .wait_until(
+            "the new name and title in the menu",
+            &format!(
+                "return [...document.querySelectorAll('select#picture option')] \
+                 .some(o => o.textContent.trim() === '{}. A black square');",
+                shipped + 2
+            ),
+        )
+        .await;
+    assert!(server.store().catalog().index_of_name("square").is_some());
+
+    // Delete it, after confirming.
+    find("#delete")
+        .await
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    browser
+        .client
+        .accept_alert()
+        .await
+        .unwrap_or_else(|e| panic!("confirming: {e}"));
+    browser
+        .wait_until(
+            "the deletion",
+            "return document.querySelector('#status').dataset.state === 'deleted';",
+        )
+        .await;
+    assert!(server.store().catalog().index_of_name("square").is_none());
+
+    // The token is kept for the tab: after a reload the editor is unlocked again.
+    browser.goto(&format!("http://{}/#car", web.addr)).await;
+    browser
+        .wait_until(
+            "the tools after a reload",
+            "return !document.querySelector('#tools').hidden;",
+        )
+        .await;
     browser.close().await;
     web.stop().await;
 }

@@ -207,8 +207,31 @@ async fn a_small_cache_still_serves_every_picture() {
     }
 }
 
+/// A new database at `db` holding `count` generated pictures, numbered from 1 in menu order,
+/// each named and titled by `label(number)`.
+pub async fn generated_catalog(db: &Path, count: u32, label: impl Fn(u32) -> (String, String)) {
+    let url = StoreUrl::Sqlite(db.to_path_buf());
+    let store = Store::open(&url, None, &StoreOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let pictures = (1..=count)
+        .map(|n| {
+            let (name, title) = label(n);
+            inspect(0, name, title, tiny_png(n)).unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    let not_found = Folder::load(&assets_dir())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .not_found;
+    store
+        .import_folder(Folder {
+            pictures,
+            not_found,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// A small PNG whose pixels encode `n`, so every picture is different.
-pub fn tiny_png(n: u32) -> Bytes {
+fn tiny_png(n: u32) -> Bytes {
     let [a, b, c, d] = n.to_be_bytes();
     let img = image::RgbaImage::from_raw(2, 1, vec![a, b, c, 255, d, 0, 0, 255])
         .unwrap_or_else(|| panic!("pixel buffer size"));
@@ -223,31 +246,11 @@ async fn a_hundred_thousand_pictures_page_and_search() {
     const PICTURES: u32 = 100_000;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let db = dir.path().join("pictures.db");
-    let url = StoreUrl::Sqlite(db.clone());
-    let store = Store::open(&url, None, &StoreOptions::default()).unwrap_or_else(|e| panic!("{e}"));
-    let pictures = (1..=PICTURES)
-        .map(|n| {
-            let title = if n % 1000 == 0 {
-                format!("Zebra {n}")
-            } else {
-                format!("Picture {n}")
-            };
-            inspect(0, format!("pic-{n:06}"), title, tiny_png(n)).unwrap_or_else(|e| panic!("{e}"))
-        })
-        .collect();
-    let not_found =
-        Store::from_folder(Folder::load(&assets_dir()).unwrap_or_else(|e| panic!("{e}")))
-            .not_found();
-    let not_found = inspect(0, "not-found".into(), "Not found".into(), not_found.bytes)
-        .unwrap_or_else(|e| panic!("{e}"));
-    store
-        .import_folder(Folder {
-            pictures,
-            not_found,
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    drop(store);
+    generated_catalog(&db, PICTURES, |n| {
+        let word = if n % 1000 == 0 { "Zebra" } else { "Picture" };
+        (format!("pic-{n:06}"), format!("{word} {n}"))
+    })
+    .await;
 
     // A server on the database as it is after a restart.
     let server = TestServer::start_sqlite(&db, Limits::default()).await;

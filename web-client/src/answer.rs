@@ -43,6 +43,18 @@ pub fn page(response: Response) -> Result<Page, String> {
         .map_err(|error| format!("The server sent an unreadable page of the catalog: {error}."))
 }
 
+/// The answer to a write or an AUTH: the picture as it now is (none after a DELETE or an
+/// AUTH), or the server's reason for refusing.
+pub fn written(asked: Kind, response: Response) -> Result<Option<PictureInfo>, String> {
+    let response = expect(asked, response)?;
+    if response.body.is_empty() {
+        return Ok(None); // AUTH's answer carries nothing.
+    }
+    decode_catalog(&response.body)
+        .map(|mut pictures| pictures.pop())
+        .map_err(|error| format!("The server sent an unreadable answer: {error}."))
+}
+
 /// Whether a message is a change notice rather than an answer.
 pub fn is_notice(response: &Response) -> bool {
     response.head.kind == Some(Kind::Change)

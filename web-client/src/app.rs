@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use picture_protocol::{
-    Change, ChangeKind, Command, GetRequest, Page, PageRequest, Request, Selector, Variant,
+    Change, ChangeKind, Command, GetRequest, Kind, Page, PageRequest, Request, Selector, Variant,
     same_name,
 };
 use wasm_bindgen::JsValue;
@@ -17,6 +17,7 @@ use crate::backoff::Backoff;
 use crate::clock;
 use crate::connection::{Connection, ConnectionState};
 use crate::describe_js_error;
+use crate::editor::EditorView;
 use crate::events::{Dispatcher, Event, Listener, SocketNews};
 use crate::format::{Details, human_duration};
 use crate::menu::{Menu, Target};
@@ -30,6 +31,10 @@ const PAGE_SIZE: u16 = 200;
 const MAX_PAGE: u16 = picture_protocol::MAX_PAGE_SIZE;
 /// How long a request may wait for its answer before it fails.
 const REQUEST_TIMEOUT_MS: u32 = 15_000;
+/// How long an upload may take, sending included.
+const UPLOAD_TIMEOUT_MS: u32 = 120_000;
+/// How often the upload's progress bar moves.
+const PROGRESS_INTERVAL_MS: u32 = 100;
 /// The most requests waiting for answers at once; a reader cannot click faster than this
 /// matters, a stuck server hits it.
 const MAX_PENDING: usize = 16;
@@ -69,9 +74,12 @@ impl Running {
         socket_url: String,
     ) -> Result<Running, JsValue> {
         let view = View::find(document)?;
+        let editor = EditorView::find(document)?;
         let app = Rc::new_cyclic(|weak| {
             RefCell::new(App {
                 view,
+                editor,
+                uploading: None,
                 address: Address::new(window.clone()),
                 connection: Connection::new(socket_url),
                 pending: Pending::new(MAX_PENDING),
@@ -94,6 +102,31 @@ impl Running {
                 dispatcher.listen(menu, "change", |_| Event::Chosen)?,
                 dispatcher.listen(app.view.search(), "input", |_| Event::SearchChanged)?,
                 dispatcher.listen(app.view.more(), "click", |_| Event::MoreWanted)?,
+                dispatcher.listen(app.editor.unlock_form(), "submit", |e| {
+                    e.prevent_default();
+                    Event::Unlock
+                })?,
+                dispatcher.listen(app.editor.upload_form(), "submit", |e| {
+                    e.prevent_default();
+                    Event::UploadWanted
+                })?,
+                dispatcher.listen(app.editor.edit_form(), "submit", |e| {
+                    e.prevent_default();
+                    Event::SaveWanted
+                })?,
+                dispatcher.listen(app.editor.delete_button(), "click", |_| Event::DeleteWanted)?,
+                // Dropping needs dragover's default (refusing the drop) prevented.
+                dispatcher.listen(app.editor.drop_zone(), "dragover", |e| {
+                    e.prevent_default();
+                    Event::Dragging(true)
+                })?,
+                dispatcher.listen(app.editor.drop_zone(), "dragleave", |_| {
+                    Event::Dragging(false)
+                })?,
+                dispatcher.listen(app.editor.drop_zone(), "drop", |e| {
+                    e.prevent_default();
+                    Event::Dropped(crate::editor::dropped_file(e))
+                })?,
                 dispatcher.listen(window, "hashchange", |_| Event::HashChanged)?,
                 dispatcher.listen(picture, "load", |_| Event::ImageLoaded)?,
                 dispatcher.listen(picture, "error", |_| Event::ImageFailed)?,
@@ -118,6 +151,10 @@ enum Purpose {
     More,
     /// Change notices from now on.
     Watch,
+    /// The admin token, for the editor.
+    Auth,
+    /// A change made in the editor, and what to call it in the editor's status.
+    Write(Kind, String),
     Get(Wanted),
 }
 
@@ -135,6 +172,8 @@ impl Purpose {
                 "the list of pictures".to_owned()
             }
             Purpose::Watch => "news of changes".to_owned(),
+            Purpose::Auth => "the admin token's check".to_owned(),
+            Purpose::Write(_, what) => what.clone(),
             Purpose::Get(wanted) => wanted.title.clone(),
         }
     }
@@ -148,9 +187,18 @@ struct Decoding {
     details: Details,
 }
 
+/// An upload on its way, for its progress bar.
+struct Uploading {
+    id: u32,
+    total: f64,
+}
+
 /// The page's state. Only [`Dispatcher`] calls into it, one event at a time.
 pub(crate) struct App {
     view: View,
+    editor: EditorView,
+    /// The upload being sent, if any.
+    uploading: Option<Uploading>,
     address: Address,
     connection: Connection,
     pending: Pending<Purpose>,
@@ -189,6 +237,20 @@ impl App {
             Event::ImageFailed => self.on_image_failed(),
             Event::SearchChanged => self.on_search_changed(),
             Event::MoreWanted => self.on_more_wanted(),
+            Event::Unlock => self.on_unlock(),
+            Event::UploadWanted => {
+                let file = self.editor.picked_file();
+                self.on_file(file);
+            }
+            Event::Dropped(file) => {
+                self.editor.set_dragging(false);
+                self.on_file(file);
+            }
+            Event::Dragging(over) => self.editor.set_dragging(over),
+            Event::FileRead { name, title, bytes } => self.on_file_read(name, title, bytes),
+            Event::UploadProgress(id) => self.on_upload_progress(id),
+            Event::SaveWanted => self.on_save(),
+            Event::DeleteWanted => self.on_delete(),
         }
     }
 
@@ -207,11 +269,17 @@ impl App {
             .set_connection(ConnectionState::Connected, "Connected");
         // Watching first: no change after the catalog is read can be missed.
         self.request(Purpose::Watch, Command::Watch);
+        // A tab that unlocked the editor presents its token again on every connection.
+        if let Some(token) = self.editor.kept_token() {
+            self.request(Purpose::Auth, Command::Auth(token.into_bytes()));
+        }
         self.load_menu(Purpose::List, 0, PAGE_SIZE);
     }
 
     fn on_closed(&mut self, reason: &str) {
         self.connection.closed();
+        self.uploading = None;
+        self.editor.set_progress(None);
         let stayed_up = self
             .connected_at_ms
             .take()
@@ -250,7 +318,7 @@ impl App {
     /// picture only if no later one was asked for.
     fn is_shown_to_reader(&self, id: u32, purpose: &Purpose) -> bool {
         match purpose {
-            Purpose::Watch => true,
+            Purpose::Watch | Purpose::Auth | Purpose::Write(..) => true,
             Purpose::Get(_) => self.latest_get == Some(id),
             // A later search or reload of the menu makes earlier ones moot.
             _ => self.latest_menu == Some(id),
@@ -292,6 +360,8 @@ impl App {
             }
             // A server that cannot watch still serves pictures: the menu is only not live.
             Purpose::Watch => {}
+            Purpose::Auth => self.on_auth_answer(response),
+            Purpose::Write(kind, what) => self.on_written(request.id, kind, &what, response),
             Purpose::Get(wanted) => match answer::picture(response) {
                 Ok(picture) => self.show(&wanted, picture, elapsed_ms),
                 Err(problem) => self.fail(problem),
@@ -454,6 +524,7 @@ impl App {
         };
         self.view
             .select(self.menu.by_name(&wanted.name).map(|p| p.number));
+        self.editor.show_current(self.menu.by_name(&wanted.name));
         self.current = Some(wanted.name.clone());
         self.view.set_status(&StatusLine::loading(&wanted.title));
         let command = Command::Get(GetRequest {
@@ -465,6 +536,17 @@ impl App {
 
     /// Sends a request, or says at once why it cannot be sent. Returns its id.
     fn request(&mut self, purpose: Purpose, command: Command) -> Option<u32> {
+        self.send_request(purpose, command, &[], REQUEST_TIMEOUT_MS)
+    }
+
+    /// [`App::request`] with the bytes that follow a PUT frame, and its own timeout.
+    fn send_request(
+        &mut self,
+        purpose: Purpose,
+        command: Command,
+        upload: &[u8],
+        timeout_ms: u32,
+    ) -> Option<u32> {
         let what = purpose.describe();
         if self.connection.state() != ConnectionState::Connected {
             self.fail(format!(
@@ -481,16 +563,19 @@ impl App {
         let sent = Request { id, command }
             .encode()
             .map_err(|error| format!("Cannot ask for {what}: {error}."))
-            .and_then(|frame| self.connection.send(&frame));
+            .and_then(|frame| match upload {
+                [] => self.connection.send(&frame),
+                _ => self.connection.send(&[&frame[..], upload].concat()),
+            });
         if let Err(problem) = sent {
             self.pending.take(id);
             self.fail(problem);
             return None;
         }
         let dispatcher = self.dispatcher.clone();
-        if let Err(error) = clock::after(REQUEST_TIMEOUT_MS, move || {
-            dispatcher.dispatch(Event::TimedOut(id))
-        }) {
+        if let Err(error) =
+            clock::after(timeout_ms, move || dispatcher.dispatch(Event::TimedOut(id)))
+        {
             // Without its timer the request could wait for ever: give up on it now.
             self.pending.take(id);
             self.fail(format!(
@@ -506,6 +591,18 @@ impl App {
         let Some(request) = self.pending.take(id) else {
             return; // Answered in time.
         };
+        let editor_request = match &request.purpose {
+            Purpose::Write(_, what) => Some(what.clone()),
+            Purpose::Auth => Some("the token's check".to_owned()),
+            _ => None,
+        };
+        if let Some(what) = editor_request {
+            self.uploading = None;
+            self.editor.set_progress(None);
+            return self.editor.set_status(&StatusLine::error(format!(
+                "The server did not answer in time: {what} may not have been done."
+            )));
+        }
         if self.is_shown_to_reader(id, &request.purpose) {
             self.fail(format!(
                 "The server did not answer within {} while loading {}.",
@@ -586,6 +683,218 @@ impl App {
             details.mime,
             crate::format::human_size(details.bytes)
         ));
+    }
+
+    fn on_unlock(&mut self) {
+        let Some(token) = self.editor.take_typed_token() else {
+            return;
+        };
+        self.editor
+            .set_status(&StatusLine::loading("the token's check"));
+        self.request(Purpose::Auth, Command::Auth(token.into_bytes()));
+    }
+
+    fn on_auth_answer(&mut self, response: picture_protocol::Response) {
+        // The server ends the session after a wrong token: take it as gone now, so that
+        // nothing is sent on it meanwhile; the close that follows brings a new connection.
+        if response.head.status == picture_protocol::Status::Unauthorized {
+            self.connection.closed();
+            self.view
+                .set_connection(ConnectionState::Disconnected, "Reconnecting…");
+            self.connection.close();
+        }
+        match answer::written(Kind::Auth, response) {
+            Ok(_) => {
+                self.editor.set_unlocked(true);
+                self.editor.set_status(&StatusLine::idle(
+                    "Unlocked: upload, rename, retitle or delete pictures.",
+                ));
+            }
+            Err(problem) => {
+                // A wrong token also ends the connection: the page reconnects without it.
+                self.editor.forget_token();
+                self.editor.set_unlocked(false);
+                self.editor.set_status(&StatusLine::error(problem));
+            }
+        }
+    }
+
+    /// A file to upload, from the picker or dropped on the picture: read it, then send it.
+    fn on_file(&mut self, file: Option<web_sys::File>) {
+        let Some(file) = file else {
+            return self
+                .editor
+                .set_status(&StatusLine::error("Choose a picture file to upload first."));
+        };
+        if self.editor.kept_token().is_none() {
+            return self.editor.set_status(&StatusLine::error(
+                "Unlock the editor with the admin token first.",
+            ));
+        }
+        let (typed_name, title) = self.editor.upload_fields();
+        let name = crate::editor::upload_name(&typed_name, &file.name());
+        self.editor
+            .set_status(&StatusLine::loading(&format!("\"{name}\"")));
+        let dispatcher = self.dispatcher.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let bytes = wasm_bindgen_futures::JsFuture::from(file.array_buffer())
+                .await
+                .map(|buffer| js_sys::Uint8Array::new(&buffer).to_vec())
+                .map_err(|error| format!("Cannot read the file: {}", describe_js_error(&error)));
+            dispatcher.dispatch(Event::FileRead { name, title, bytes });
+        });
+    }
+
+    fn on_file_read(&mut self, name: String, title: String, bytes: Result<Vec<u8>, String>) {
+        let bytes = match bytes {
+            Ok(bytes) => bytes,
+            Err(problem) => return self.editor.set_status(&StatusLine::error(problem)),
+        };
+        let Ok(size) = u32::try_from(bytes.len()) else {
+            return self
+                .editor
+                .set_status(&StatusLine::error("The file is far too large to upload."));
+        };
+        let what = format!("the upload of \"{name}\"");
+        let command = crate::editor::put_command(name, title, size);
+        let purpose = Purpose::Write(Kind::Put, what);
+        if let Some(id) = self.send_request(purpose, command, &bytes, UPLOAD_TIMEOUT_MS) {
+            self.uploading = Some(Uploading {
+                id,
+                total: f64::from(size),
+            });
+            self.editor.set_progress(Some(0.0));
+            self.schedule_progress(id);
+        } else {
+            self.editor
+                .set_status(&StatusLine::error("The upload could not be sent."));
+        }
+    }
+
+    fn schedule_progress(&self, id: u32) {
+        let dispatcher = self.dispatcher.clone();
+        let _ = clock::after(PROGRESS_INTERVAL_MS, move || {
+            dispatcher.dispatch(Event::UploadProgress(id))
+        });
+    }
+
+    fn on_upload_progress(&mut self, id: u32) {
+        let Some(upload) = self.uploading.as_ref().filter(|u| u.id == id) else {
+            return; // Answered (or failed) meanwhile.
+        };
+        let left = f64::from(self.connection.buffered_amount());
+        let done = (1.0 - left / upload.total.max(1.0)).clamp(0.0, 1.0);
+        self.editor.set_progress(Some(done));
+        if done >= 1.0 {
+            self.editor
+                .set_status(&StatusLine::loading("the server's checks"));
+        } else {
+            self.schedule_progress(id);
+        }
+    }
+
+    fn on_written(
+        &mut self,
+        id: u32,
+        kind: Kind,
+        what: &str,
+        response: picture_protocol::Response,
+    ) {
+        if self.uploading.as_ref().is_some_and(|u| u.id == id) {
+            self.uploading = None;
+            self.editor.set_progress(None);
+        }
+        match answer::written(kind, response) {
+            Ok(Some(picture)) if kind == Kind::Put => {
+                self.editor.clear_upload();
+                self.editor.set_status(&StatusLine::idle(format!(
+                    "Stored {} as number {}.",
+                    picture.title, picture.number
+                )));
+                // Show what was uploaded; the menu follows through the change notice.
+                self.current = Some(picture.name.clone());
+                let _ = self.address.show_name(&picture.name);
+                self.fetch_picture(&picture);
+            }
+            Ok(_) => {
+                let mut done = what.to_owned();
+                if let Some(first) = done.get(..1) {
+                    done = first.to_uppercase() + &done[1..];
+                }
+                self.editor
+                    .set_status(&StatusLine::idle(format!("{done}: done.")));
+            }
+            Err(problem) => self.editor.set_status(&StatusLine::error(problem)),
+        }
+    }
+
+    /// Fetches a picture the menu may not list yet (just uploaded).
+    fn fetch_picture(&mut self, picture: &picture_protocol::PictureInfo) {
+        let wanted = Wanted {
+            name: picture.name.clone(),
+            title: picture.title.clone(),
+        };
+        self.view.set_status(&StatusLine::loading(&wanted.title));
+        self.view
+            .select(self.menu.by_name(&picture.name).map(|p| p.number));
+        self.editor.show_current(Some(picture));
+        let command = Command::Get(GetRequest {
+            selector: Selector::Name(picture.name.clone()),
+            variant: Variant::default(),
+        });
+        self.latest_get = self.request(Purpose::Get(wanted), command);
+    }
+
+    fn current_picture(&self) -> Option<picture_protocol::PictureInfo> {
+        self.current
+            .as_deref()
+            .and_then(|name| self.menu.by_name(name))
+            .cloned()
+    }
+
+    fn on_save(&mut self) {
+        let Some(current) = self.current_picture() else {
+            return self
+                .editor
+                .set_status(&StatusLine::error("No picture from the menu is on show."));
+        };
+        let (name, title) = self.editor.edit_fields();
+        let commands = crate::editor::edits(&current, &name, &title);
+        if commands.is_empty() {
+            return self
+                .editor
+                .set_status(&StatusLine::idle("Nothing to save."));
+        }
+        for command in commands {
+            let (kind, what) = match &command {
+                Command::Rename { name, .. } => (Kind::Rename, format!("renaming to \"{name}\"")),
+                _ => (Kind::Retitle, format!("the new title of {}", current.name)),
+            };
+            self.request(Purpose::Write(kind, what), command);
+        }
+    }
+
+    fn on_delete(&mut self) {
+        let Some(current) = self.current_picture() else {
+            return self
+                .editor
+                .set_status(&StatusLine::error("No picture from the menu is on show."));
+        };
+        let question = format!(
+            "Delete {} ({}) from the server?",
+            current.title, current.name
+        );
+        let confirmed = web_sys::window()
+            .and_then(|w| w.confirm_with_message(&question).ok())
+            .unwrap_or(false);
+        if !confirmed {
+            return;
+        }
+        let what = format!("deleting {}", current.title);
+        self.request(
+            Purpose::Write(Kind::Delete, what),
+            Command::Delete(Selector::Number(current.number)),
+        );
     }
 
     fn fail(&self, problem: impl Into<String>) {

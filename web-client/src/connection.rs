@@ -114,6 +114,13 @@ impl Connection {
         }
     }
 
+    /// Bytes sent but not yet handed to the network, to tell how far an upload is.
+    pub fn buffered_amount(&self) -> u32 {
+        self.socket
+            .as_ref()
+            .map_or(0, |socket| socket.socket.buffered_amount())
+    }
+
     /// Closes the socket because the server spoke nonsense; the usual close news follows.
     pub fn close(&self) {
         if let Some(socket) = &self.socket {

@@ -35,6 +35,26 @@ pub enum Event {
     SearchChanged,
     /// The reader asked for more of the menu.
     MoreWanted,
+    /// The editor's token form was sent.
+    Unlock,
+    /// The upload form was sent.
+    UploadWanted,
+    /// A file was dropped on the picture (or something that is not a file).
+    Dropped(Option<web_sys::File>),
+    /// A file dragged over the picture entered (true) or left (false).
+    Dragging(bool),
+    /// The bytes of a file to upload were read, or could not be.
+    FileRead {
+        name: String,
+        title: String,
+        bytes: Result<Vec<u8>, String>,
+    },
+    /// Time to tell how far the upload with this id has gone.
+    UploadProgress(u32),
+    /// The edit form was sent.
+    SaveWanted,
+    /// The delete button was pressed.
+    DeleteWanted,
 }
 
 #[derive(Debug)]

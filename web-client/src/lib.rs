@@ -2,7 +2,7 @@
 //! chosen, fetched over a WebSocket in the server's own framed protocol (`picture-protocol`).
 //!
 //! [`app`] owns the state and reacts to [`events`]; [`connection`] keeps the socket, [`view`]
-//! changes the page. The rest is pure and tested natively too: [`menu`], [`address`],
+//! changes the page and [`editor`] the editor under it. The rest is pure and tested natively too: [`menu`], [`address`],
 //! [`answer`], [`pending`], [`backoff`], [`status`] and [`format`].
 
 #![forbid(unsafe_code)]
@@ -13,6 +13,7 @@ pub mod app;
 pub mod backoff;
 pub mod clock;
 pub mod connection;
+pub mod editor;
 pub mod events;
 pub mod format;
 pub mod menu;

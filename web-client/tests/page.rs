@@ -42,6 +42,7 @@ impl Fixture {
         root.set_inner_html(
             r#"<label for="picture">Picture</label><select id="picture"></select>
                <input id="search" type="search"><button id="more" hidden></button>
+               <form id="unlock"><input id="token"></form><div id="tools"><form id="upload"><input id="upload-file" type="file"><input id="upload-name"><input id="upload-title"><progress id="upload-progress"></progress></form><form id="edit"><input id="edit-name"><input id="edit-title"><button id="delete"></button></form></div><p id="editor-status"></p><figure id="frame"></figure>
                <img id="view" alt=""><p id="details"></p>
                <p id="connection" data-state="connecting"></p><p id="status" data-state="idle"></p>"#,
         );

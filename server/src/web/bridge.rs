@@ -10,7 +10,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use picture_protocol::{Change, Command, Kind, Status, decode_request, peek_request_header};
+use picture_protocol::{
+    Change, Command, Kind, MAX_REQUEST_PAYLOAD, REQUEST_HEADER_LEN, Status, decode_request,
+    peek_request_header,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 use tokio_util::sync::CancellationToken;
@@ -70,12 +73,18 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut requests = 0u64;
     let mut session = SessionState::default();
     let end = loop {
+        // A session that presented the admin token may send uploads, each in one message.
+        let message_limit = if session.caller.authorized {
+            max_message.max(config.max_upload_size + REQUEST_HEADER_LEN + MAX_REQUEST_PAYLOAD)
+        } else {
+            max_message
+        };
         let event = tokio::select! {
             biased;
             () = shutdown.cancelled() => Event::Shutdown,
             _ = heartbeat.tick() => Event::Heartbeat,
             change = Watch::next_of(&mut session.watch) => Event::Change(change),
-            received = reader.next(conn, max_message) => Event::Received(received),
+            received = reader.next(conn, message_limit) => Event::Received(received),
         };
         let message = match event {
             Event::Shutdown => {
