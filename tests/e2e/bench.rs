@@ -1,12 +1,15 @@
 //! The `picture-bench` binary: short runs against real servers, checked through its JSON line.
 //! Counts and correctness only; nothing here depends on how fast anything is.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::Output;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use picture_server::Limits;
 use serde_json::Value;
+use sha2::Digest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
@@ -18,6 +21,7 @@ async fn run_bench(server: &str, args: &[&str]) -> Output {
         .arg("--server")
         .arg(server)
         .args(args)
+        .env_remove("PICTURE_TOKEN")
         .kill_on_drop(true)
         .output();
     within(child).await.unwrap_or_else(|e| panic!("{e}"))
@@ -318,6 +322,182 @@ async fn idle_connections_are_held_and_counted() {
     assert_eq!(report["mode"], "idle");
     assert_eq!(report["connections"], 50);
     assert_eq!(report["alive"], 50);
+}
+
+#[tokio::test]
+async fn pages_with_and_without_a_search() {
+    let server = TestServer::start().await;
+    let tcp = format!("tcp://{}", server.addr);
+    let args = [
+        "--mode",
+        "page",
+        "--search",
+        "FOREST",
+        "--connections",
+        "2",
+        "--pipeline",
+        "4",
+        "--requests",
+        "200",
+        "--warmup",
+        "0",
+    ];
+    let report = bench(&tcp, &args).await;
+    assert_clean(&report, 200);
+    assert_eq!(report["mode"], "page");
+    assert_eq!(report["reference"], "first-page");
+    assert_eq!(report["picture"], Value::Null);
+    let page = &report["page"];
+    assert_eq!((&page["entries"], &page["total"]), (&2.into(), &2.into()));
+    assert_eq!(page["search"], "FOREST");
+
+    let args = [
+        "--mode",
+        "page",
+        "--after",
+        "2",
+        "--limit",
+        "3",
+        "--requests",
+        "100",
+        "--warmup",
+        "0",
+    ];
+    let report = bench(&tcp, &args).await;
+    assert_clean(&report, 100);
+    let page = &report["page"];
+    let pictures = manifest_names().len();
+    assert_eq!(
+        (&page["entries"], &page["total"]),
+        (&3.into(), &pictures.into())
+    );
+    assert_eq!((&page["after"], &page["limit"]), (&2.into(), &3.into()));
+}
+
+/// Upload arguments for `file` with the test servers' token.
+fn upload_args<'a>(file: &'a str, connections: &'a str, requests: &'a str) -> Vec<&'a str> {
+    vec![
+        "--mode",
+        "upload",
+        "--token",
+        TOKEN,
+        "--file",
+        file,
+        "--connections",
+        connections,
+        "--requests",
+        requests,
+        "--warmup",
+        "0",
+    ]
+}
+
+#[tokio::test]
+async fn every_upload_is_new_content_checked_against_its_hash() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let server = TestServer::start_sqlite(&dir.path().join("pictures.db"), Limits::default()).await;
+    let mut changes = server.store().subscribe();
+    let file = asset_path("thumbnail");
+    let original = asset_bytes("thumbnail");
+    let file = file.to_string_lossy();
+    let report = bench(
+        &format!("tcp://{}", server.addr),
+        &upload_args(&file, "2", "40"),
+    )
+    .await;
+    assert_clean(&report, 40);
+    assert_eq!(report["mode"], "upload");
+    assert_eq!(report["reference"], "upload");
+    assert_eq!(report["picture"], "thumbnail.jpg");
+    // The shipped picture has no metadata, so what is sent is what is stored.
+    assert_eq!(report["body_bytes"], original.len());
+
+    // The file as it is once (the same content as the shipped "thumbnail"), then the 40
+    // measured uploads, each of them content that no picture held when it was stored: none
+    // was deduplicated.
+    let mut held: HashMap<String, [u8; 32]> = HashMap::new();
+    for picture in server.store().catalog().entries() {
+        if !picture.name.starts_with("bench-upload-") {
+            held.insert(picture.name.clone(), picture.sha256);
+        }
+    }
+    let mut stored = Vec::new();
+    while let Ok(change) = changes.try_recv() {
+        let picture = change
+            .picture
+            .unwrap_or_else(|| panic!("{:?}", change.kind));
+        assert!(
+            picture.name.starts_with("bench-upload-"),
+            "{}",
+            picture.name
+        );
+        if !stored.is_empty() {
+            assert!(
+                !held.values().any(|sha256| *sha256 == picture.sha256),
+                "upload {} to {} brought content the store held",
+                stored.len(),
+                picture.name
+            );
+        }
+        held.insert(picture.name.clone(), picture.sha256);
+        stored.push(picture);
+    }
+    assert_eq!(stored.len(), 41);
+    assert_eq!(stored[0].sha256, sha2::Sha256::digest(&original).as_slice());
+    let names: Vec<String> = server
+        .store()
+        .catalog()
+        .entries()
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    let pictures = manifest_names().len();
+    assert_eq!(names[pictures..], ["bench-upload-1", "bench-upload-2"]);
+    assert!(stored.iter().all(|p| p.size as usize == original.len()));
+}
+
+#[tokio::test]
+async fn upload_setup_failures_exit_1_with_one_line() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let server = TestServer::start_sqlite(&dir.path().join("pictures.db"), Limits::default()).await;
+    let read_only = TestServer::start().await;
+    let tcp = format!("tcp://{}", server.addr);
+    let jpeg = asset_path("thumbnail").to_string_lossy().into_owned();
+    let png = asset_path("house").to_string_lossy().into_owned();
+    let wrong_token: Vec<&str> = upload_args(&jpeg, "1", "5")
+        .into_iter()
+        .map(|arg| if arg == TOKEN { "not-the-token" } else { arg })
+        .collect();
+    let read_only_tcp = format!("tcp://{}", read_only.addr);
+    for (target, args, says) in [
+        (tcp.as_str(), wrong_token, "not authorised"),
+        (&tcp, upload_args(&png, "1", "5"), "not a JPEG"),
+        (
+            &tcp,
+            upload_args("/nonexistent.jpg", "1", "5"),
+            "cannot read",
+        ),
+        (
+            &read_only_tcp,
+            upload_args(&jpeg, "1", "5"),
+            "writes disabled",
+        ),
+        (
+            "ws://127.0.0.1:1/ws",
+            upload_args(&jpeg, "1", "5"),
+            "tcp://",
+        ),
+        (&tcp, vec!["--mode", "upload", "--file", &jpeg], "required"),
+    ] {
+        let out = run_bench(target, &args).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // Nothing was stored by the attempts that reached the server.
+    assert_eq!(server.store().catalog().len(), manifest_names().len());
 }
 
 #[tokio::test]

@@ -61,6 +61,23 @@ impl Conn {
             .map_err(|_| anyhow!("the server accepted no bytes for {IO_TIMEOUT:?}"))?
     }
 
+    /// Encodes a request and sends it with `body` after it (a PUT and its picture), together
+    /// with anything queued before.
+    pub async fn send_with(&mut self, request: &Request, body: &[u8]) -> anyhow::Result<()> {
+        self.queue(request)?;
+        timeout(IO_TIMEOUT, self.stream.flush_with(body))
+            .await
+            .map_err(|_| anyhow!("the server accepted no bytes for {IO_TIMEOUT:?}"))?
+    }
+
+    /// Waits until at least one response has arrived whole.
+    pub async fn answer(&mut self) -> anyhow::Result<()> {
+        while self.whole.is_empty() {
+            self.receive().await?;
+        }
+        Ok(())
+    }
+
     /// Waits for more bytes from the server and finds the responses they complete. The end of
     /// the stream is an error: nothing is expected to end while requests are in flight. So is
     /// a head announcing a body over [`MAX_RESPONSE_BODY`], which keeps the buffer bounded.
@@ -127,8 +144,17 @@ impl Conn {
     /// Sends one request and waits for its answer, which must have status *ok*: for setting up
     /// a run, where a copy of the body is fine.
     pub async fn call(&mut self, request: &Request) -> anyhow::Result<Vec<u8>> {
-        self.queue(request)?;
-        self.flush().await?;
+        self.call_with(request, &[]).await
+    }
+
+    /// [`Conn::call`] for a request followed by `body`: a PUT and its picture.
+    pub async fn call_with(&mut self, request: &Request, body: &[u8]) -> anyhow::Result<Vec<u8>> {
+        if body.is_empty() {
+            self.queue(request)?;
+            self.flush().await?;
+        } else {
+            self.send_with(request, body).await?;
+        }
         loop {
             if let Some((head, body)) = self.front() {
                 ensure!(

@@ -1,4 +1,5 @@
-//! Framed-mode load: one persistent connection per task, kept `--pipeline` requests deep.
+//! Framed-mode load, of GETs or of PAGEs: one persistent connection per task, kept
+//! `--pipeline` requests deep, every answer compared with the reference.
 //!
 //! The task alternates between reading and sending: once a read completes answers, it sends
 //! as many new requests in one write, then checks those answers. So each read of a busy
@@ -8,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use anyhow::bail;
-use picture_protocol::{Command, GetRequest, Kind, Request, ResponseHead, Status, Variant};
+use picture_protocol::{Request, ResponseHead, Status};
 use tokio::time::{Instant, sleep, timeout_at};
 
 use crate::conn::Conn;
@@ -26,7 +27,7 @@ struct Worker {
     job: Arc<Job>,
     plan: Arc<Plan>,
     tally: Tally,
-    /// The GET sent over and over, its id changed each time.
+    /// The request sent over and over (a GET or a PAGE), its id changed each time.
     request: Request,
     /// Answers come in request order, so the oldest request is the one answered next.
     in_flight: VecDeque<InFlight>,
@@ -36,10 +37,7 @@ struct Worker {
 /// Runs one connection's load until the plan ends, reconnecting after errors; `conn` was
 /// opened beforehand so that connecting is not part of the measurement.
 pub async fn run(conn: Conn, job: Arc<Job>, plan: Arc<Plan>, tally: Tally) -> Tally {
-    let command = Command::Get(GetRequest {
-        selector: job.selector.clone(),
-        variant: Variant::default(),
-    });
+    let command = job.command.clone();
     let mut worker = Worker {
         in_flight: VecDeque::with_capacity(job.pipeline),
         job,
@@ -150,8 +148,9 @@ impl Worker {
                 String::from_utf8_lossy(body)
             );
         }
-        if head.kind != Some(Kind::Get) {
-            bail!("the server answered a GET as {:?}", head.kind);
+        let kind = self.request.command.kind();
+        if head.kind != Some(kind) {
+            bail!("the server answered a {} as {:?}", kind.name(), head.kind);
         }
         self.failures_in_a_row = 0;
         if request.measured && self.plan.in_window(at) {

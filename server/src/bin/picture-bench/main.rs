@@ -6,7 +6,9 @@
 //! * `conn`: framed requests out, response frames cut out of the stream.
 //! * `reference`: the picture every answer is compared with.
 //! * `plan`: what each connection asks for and when the measured phase starts and ends.
-//! * `framed`, `bare`: one task's load in each mode. `idle`: `--idle`.
+//! * `framed`, `bare`, `upload`: one task's load in each mode; `page` adds the reference of
+//!   a PAGE run, which runs as `framed` does. `idle`: `--idle`.
+//! * `variants`: JPEGs that differ in their pixels, so that no upload is deduplicated.
 //! * `tally`: what a task counted. `report`: the table and the JSON line.
 
 #![forbid(unsafe_code)]
@@ -15,14 +17,18 @@ mod bare;
 mod conn;
 mod framed;
 mod idle;
+mod page;
 mod plan;
 mod reference;
 mod report;
 mod stream;
 mod tally;
+mod upload;
+mod variants;
 mod ws;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,11 +36,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum, value_parser};
 use futures_util::{StreamExt, TryStreamExt, stream as futures_stream};
-use picture_protocol::Selector;
+use picture_protocol::{Command, GetRequest, MAX_PAGE_SIZE, PageRequest, Selector, Variant};
 use tokio::task::JoinSet;
 
 use crate::conn::{Conn, OPEN_CONCURRENCY};
 use crate::plan::{Job, Length, Plan};
+use crate::reference::Reference;
 use crate::stream::Target;
 use crate::tally::Tally;
 
@@ -51,14 +58,16 @@ struct Args {
     /// The server: tcp://HOST:PORT, or ws://HOST:PORT/PATH for a WebSocket bridge.
     #[arg(long)]
     server: String,
-    /// framed: persistent connections, each with --pipeline requests in flight. bare: the
-    /// original client's way, a new TCP connection per request.
+    /// framed: GETs on persistent connections, each with --pipeline requests in flight.
+    /// bare: the original client's way, a new TCP connection per request. page: PAGE
+    /// requests (--after, --limit, --search) as framed mode sends GETs. upload: PUTs of
+    /// --file with --token, one at a time per connection, each a different picture.
     #[arg(long, value_enum, default_value_t = Mode::Framed)]
     mode: Mode,
     /// Concurrent connections (in bare mode: concurrent requests).
     #[arg(long, default_value_t = 8, value_parser = value_parser!(u32).range(1..=1_000_000))]
     connections: u32,
-    /// Requests in flight on each connection (framed mode).
+    /// Requests in flight on each connection (framed and page modes).
     #[arg(long, default_value_t = 1, value_parser = value_parser!(u32).range(1..=1024))]
     pipeline: u32,
     /// Seconds measured, after the warm-up; --requests takes precedence.
@@ -73,6 +82,30 @@ struct Args {
     /// The picture to ask for: its menu number or its name.
     #[arg(long, value_name = "NAME|NUMBER", default_value = "1")]
     picture: String,
+    /// Page mode: the page starts after this menu number (0: from the first picture).
+    #[arg(long, value_name = "NUMBER", default_value_t = 0)]
+    after: u32,
+    /// Page mode: entries asked for in each page.
+    #[arg(long, value_name = "N", default_value_t = MAX_PAGE_SIZE, value_parser = value_parser!(u16).range(1..=i64::from(MAX_PAGE_SIZE)))]
+    limit: u16,
+    /// Page mode: only pictures whose name or title contains this text (ignoring case).
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    search: String,
+    /// Upload mode: the JPEG to upload. Every upload is a variant of it with different pixels
+    /// and the same size; two are held in memory per connection.
+    #[arg(long, value_name = "PATH", required_if_eq("mode", "upload"))]
+    file: Option<PathBuf>,
+    /// Upload mode: the server's admin token (better given through the environment).
+    #[arg(
+        long,
+        env = "PICTURE_TOKEN",
+        hide_env_values = true,
+        required_if_eq("mode", "upload")
+    )]
+    token: Option<String>,
+    /// Upload mode: connection N uploads as PREFIX-N, replacing it each time.
+    #[arg(long, value_name = "PREFIX", default_value = "bench-upload")]
+    name: String,
     /// WebSocket subprotocol to ask for (websockify wants "binary" for raw bytes).
     #[arg(long, value_name = "NAME")]
     ws_protocol: Option<String>,
@@ -95,6 +128,8 @@ struct Args {
 enum Mode {
     Framed,
     Bare,
+    Page,
+    Upload,
 }
 
 impl Mode {
@@ -102,6 +137,8 @@ impl Mode {
         match self {
             Mode::Framed => "framed",
             Mode::Bare => "bare",
+            Mode::Page => "page",
+            Mode::Upload => "upload",
         }
     }
 }
@@ -137,6 +174,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
     if args.mode == Mode::Bare && matches!(target, Target::Ws { .. }) {
         bail!("bare mode needs a tcp:// server: bare choices have no WebSocket form");
     }
+    if args.mode == Mode::Upload && matches!(target, Target::Ws { .. }) {
+        bail!("upload mode needs a tcp:// server");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -166,44 +206,99 @@ async fn idle(args: &Args, target: Target, count: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the load tasks of a run share.
+enum Work {
+    /// GETs or PAGEs on framed connections, or bare requests.
+    Requests(Arc<Job>),
+    /// Uploads, and the picture as the server stored it.
+    Upload(Arc<upload::Job>, Reference),
+}
+
+impl Work {
+    fn reference(&self) -> &Reference {
+        match self {
+            Work::Requests(job) => &job.reference,
+            Work::Upload(_, reference) => reference,
+        }
+    }
+}
+
 async fn load(args: &Args, target: Target) -> anyhow::Result<()> {
     let ws_protocol = args.ws_protocol.as_deref();
-    let selector = Selector::from_choice(args.picture.as_bytes());
-    let reference = match args.mode {
-        Mode::Framed => reference::from_catalog(&target, ws_protocol, &selector).await?,
-        Mode::Bare => reference::for_bare(&target, &selector, &args.picture).await?,
+    let transport = target.transport();
+    let connections = args.connections as usize;
+    let pipeline = match args.mode {
+        Mode::Framed | Mode::Page => args.pipeline as usize,
+        Mode::Bare | Mode::Upload => 1,
     };
+    let mut page = None;
+    let work = match args.mode {
+        Mode::Upload => {
+            let (Some(file), Some(token)) = (&args.file, &args.token) else {
+                bail!("upload mode needs --file and --token");
+            };
+            let (job, reference) =
+                upload::prepare(target, token, file, &args.name, connections).await?;
+            Work::Upload(Arc::new(job), reference)
+        }
+        mode => {
+            let selector = Selector::from_choice(args.picture.as_bytes());
+            let get = Command::Get(GetRequest {
+                selector: selector.clone(),
+                variant: Variant::default(),
+            });
+            let (reference, command) = match mode {
+                Mode::Page => {
+                    let request = PageRequest {
+                        after: args.after,
+                        limit: args.limit,
+                        search: args.search.clone(),
+                    };
+                    let (reference, summary) =
+                        page::reference(&target, ws_protocol, &request).await?;
+                    page = Some(summary);
+                    (reference, Command::Page(request))
+                }
+                Mode::Bare => {
+                    let reference = reference::for_bare(&target, &selector, &args.picture).await?;
+                    (reference, get)
+                }
+                _ => {
+                    let reference =
+                        reference::from_catalog(&target, ws_protocol, &selector).await?;
+                    (reference, get)
+                }
+            };
+            Work::Requests(Arc::new(Job {
+                target,
+                ws_protocol: args.ws_protocol.clone(),
+                pipeline,
+                choice: args.picture.clone(),
+                command,
+                reference,
+            }))
+        }
+    };
+    let reference = work.reference();
     eprintln!(
         "picture-bench: reference {}: {} bytes ({})",
         reference.name,
         reference.bytes.len(),
         reference.source.name()
     );
-    let connections = args.connections as usize;
-    let pipeline = match args.mode {
-        Mode::Framed => args.pipeline as usize,
-        Mode::Bare => 1,
-    };
-    let job = Arc::new(Job {
-        target,
-        ws_protocol: args.ws_protocol.clone(),
-        pipeline,
-        choice: args.picture.clone(),
-        selector,
-        reference,
-    });
 
-    // Framed connections are opened before the clock starts: connecting is not what a
-    // persistent connection's requests cost.
-    let conns: Vec<Conn> = match args.mode {
-        Mode::Framed => {
+    // Persistent connections are opened before the clock starts: connecting is not what
+    // their requests cost.
+    let conns: Vec<Conn> = match (&work, args.mode) {
+        (_, Mode::Bare) => Vec::new(),
+        (Work::Upload(job, _), _) => upload::open(job).await?,
+        (Work::Requests(job), _) => {
             futures_stream::iter(0..connections)
                 .map(|_| Conn::connect(&job.target, ws_protocol))
                 .buffer_unordered(OPEN_CONCURRENCY)
                 .try_collect()
                 .await?
         }
-        Mode::Bare => Vec::new(),
     };
     let length = match args.requests {
         Some(n) => Length::Requests(n),
@@ -220,20 +315,28 @@ async fn load(args: &Args, target: Target) -> anyhow::Result<()> {
     );
     let plan = Arc::new(Plan::new(args.warmup, length));
     let mut tasks = JoinSet::new();
-    match args.mode {
-        Mode::Framed => {
+    match &work {
+        Work::Requests(job) if args.mode == Mode::Bare => {
+            for _ in 0..connections {
+                tasks.spawn(bare::run(Arc::clone(job), Arc::clone(&plan), Tally::new()?));
+            }
+        }
+        Work::Requests(job) => {
             for conn in conns {
-                let work = framed::run(conn, Arc::clone(&job), Arc::clone(&plan), Tally::new()?);
+                let work = framed::run(conn, Arc::clone(job), Arc::clone(&plan), Tally::new()?);
                 tasks.spawn(work);
             }
         }
-        Mode::Bare => {
-            for _ in 0..connections {
-                tasks.spawn(bare::run(
-                    Arc::clone(&job),
+        Work::Upload(job, _) => {
+            for (slot, conn) in conns.into_iter().enumerate() {
+                let work = upload::run(
+                    conn,
+                    slot,
+                    Arc::clone(job),
                     Arc::clone(&plan),
                     Tally::new()?,
-                ));
+                );
+                tasks.spawn(work);
             }
         }
     }
@@ -250,11 +353,12 @@ async fn load(args: &Args, target: Target) -> anyhow::Result<()> {
     };
     let run = report::Run {
         server: &args.server,
-        transport: job.target.transport(),
+        transport,
         mode: args.mode.name(),
         connections,
         pipeline,
-        reference: &job.reference,
+        reference,
+        page: page.as_ref(),
         warmup: args.warmup,
         measured,
         tally: &total,

@@ -1,10 +1,10 @@
-//! What every connection of a run does and when: the picture to ask for, the warm-up, and the
+//! What every connection of a run does and when: the request to send, the warm-up, and the
 //! end of the measured phase, in time or in requests.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use picture_protocol::Selector;
+use picture_protocol::Command;
 use tokio::time::Instant;
 
 use crate::reference::Reference;
@@ -21,8 +21,9 @@ pub struct Job {
     pub pipeline: usize,
     /// `--picture` as given: what a bare request sends.
     pub choice: String,
-    /// `--picture` as a framed GET reads it.
-    pub selector: Selector,
+    /// What a framed connection sends over and over: a GET of `--picture`, or a PAGE.
+    pub command: Command,
+    /// What every answer's body must be.
     pub reference: Reference,
 }
 

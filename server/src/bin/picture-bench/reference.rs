@@ -28,6 +28,11 @@ pub enum Source {
     Catalog,
     /// The first body a bare request brought.
     FirstBody,
+    /// The first answer to the PAGE request, its entries checked against the request.
+    Page,
+    /// The file as the server stored it; each upload's answer is checked against the SHA-256
+    /// of the variant sent.
+    Upload,
 }
 
 impl Source {
@@ -35,6 +40,8 @@ impl Source {
         match self {
             Source::Catalog => "catalog",
             Source::FirstBody => "first-body",
+            Source::Page => "first-page",
+            Source::Upload => "upload",
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::page;
 use crate::reference::{Reference, Source};
 use crate::tally::Tally;
 
@@ -20,6 +21,8 @@ pub struct Run<'a> {
     pub connections: usize,
     pub pipeline: usize,
     pub reference: &'a Reference,
+    /// The page asked for, in page mode.
+    pub page: Option<&'a page::Summary>,
     pub warmup: Duration,
     /// The measured phase: as asked in a timed run, until the last answer with a count.
     pub measured: Duration,
@@ -33,12 +36,16 @@ struct Json<'a> {
     mode: &'a str,
     connections: usize,
     pipeline: usize,
-    picture: &'a str,
+    /// The picture fetched or uploaded; none in page mode.
+    picture: Option<&'a str>,
+    page: Option<&'a page::Summary>,
+    /// Bytes of each answer's body, or of each upload.
     body_bytes: usize,
     duration_s: f64,
     requests: u64,
     errors: u64,
     mismatches: u64,
+    busy: u64,
     requests_per_s: f64,
     mb_per_s: f64,
     latency_us: Latency,
@@ -87,6 +94,14 @@ impl Run<'_> {
             Source::FirstBody => {
                 "no catalog (the server does not speak framed mode): compared with the first body"
             }
+            Source::Page => "compared with the first answer, which was checked against the request",
+            Source::Upload => {
+                "a different variant each time, each answer checked against its SHA-256"
+            }
+        };
+        let what = match self.page {
+            Some(_) => "page",
+            None => "picture",
         };
         let rows = [
             ("target", format!("{} ({})", self.server, self.transport)),
@@ -98,7 +113,7 @@ impl Run<'_> {
                 ),
             ),
             (
-                "picture",
+                what,
                 format!(
                     "{}, {} bytes, {reference}",
                     self.reference.name,
@@ -119,11 +134,21 @@ impl Run<'_> {
             ("requests/s", format!("{:.1}", self.requests_per_s())),
             (
                 "MB/s",
-                format!("{:.1} (picture bytes; 1 MB = 10^6 bytes)", self.mb_per_s()),
+                format!(
+                    "{:.1} (bodies received, or pictures uploaded; 1 MB = 10^6 bytes)",
+                    self.mb_per_s()
+                ),
             ),
         ];
         for (what, value) in rows {
             writeln!(out, "{what:<14}{value}")?;
+        }
+        if t.busy > 0 {
+            writeln!(
+                out,
+                "{:<14}{} (refused as busy, sent again)",
+                "busy", t.busy
+            )?;
         }
         let l = self.latency();
         for (what, micros) in [
@@ -148,12 +173,14 @@ impl Run<'_> {
             mode: self.mode,
             connections: self.connections,
             pipeline: self.pipeline,
-            picture: &self.reference.name,
+            picture: self.page.is_none().then_some(self.reference.name.as_str()),
+            page: self.page,
             body_bytes: self.reference.bytes.len(),
             duration_s: self.measured.as_secs_f64(),
             requests: self.tally.requests,
             errors: self.tally.errors,
             mismatches: self.tally.mismatches,
+            busy: self.tally.busy,
             requests_per_s: self.requests_per_s(),
             mb_per_s: self.mb_per_s(),
             latency_us: self.latency(),

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -132,6 +132,21 @@ impl Stream {
                 out.clear();
             }
             Stream::Ws(client) => client.flush().await?,
+        }
+        Ok(())
+    }
+
+    /// Sends everything queued and then `body`, in one vectored write over TCP: a PUT frame and
+    /// the picture after it. A WebSocket bridge wants the two in one message, which this
+    /// client does not build.
+    pub async fn flush_with(&mut self, body: &[u8]) -> anyhow::Result<()> {
+        match self {
+            Stream::Tcp { socket, out } => {
+                let mut both = Buf::chain(out.as_slice(), body);
+                socket.write_all_buf(&mut both).await?;
+                out.clear();
+            }
+            Stream::Ws(_) => bail!("uploads need a tcp:// server"),
         }
         Ok(())
     }

@@ -17,6 +17,9 @@ pub struct Tally {
     pub errors: u64,
     /// Answers whose body differs from the reference in length or content.
     pub mismatches: u64,
+    /// Uploads the server refused as *busy* (too many at once), which were sent again: not
+    /// errors, since the protocol tells a client to try again later.
+    pub busy: u64,
     /// Body bytes of the measured answers.
     pub body_bytes: u64,
     /// Microseconds from sending a request to the last byte of its answer.
@@ -33,6 +36,7 @@ impl Tally {
             requests: 0,
             errors: 0,
             mismatches: 0,
+            busy: 0,
             body_bytes: 0,
             // Three significant digits: 1 µs resolution up to 2 ms, 0.1 % beyond. The
             // histogram grows to the longest latency seen, so a task whose answers take
@@ -73,6 +77,7 @@ impl Tally {
         self.requests += other.requests;
         self.errors += other.errors;
         self.mismatches += other.mismatches;
+        self.busy += other.busy;
         self.body_bytes += other.body_bytes;
         self.latency
             .add(&other.latency)
