@@ -89,8 +89,17 @@ impl TestServer {
     /// A server on a SQLite database at `db` (seeded from the shipped pictures when new) that
     /// accepts writes with [`TOKEN`].
     pub async fn start_sqlite(db: &Path, limits: Limits) -> TestServer {
+        TestServer::start_sqlite_with(db, limits, &StoreOptions::default()).await
+    }
+
+    /// [`TestServer::start_sqlite`] with store options of the test's choosing.
+    pub async fn start_sqlite_with(
+        db: &Path,
+        limits: Limits,
+        options: &StoreOptions,
+    ) -> TestServer {
         let url = StoreUrl::Sqlite(db.to_path_buf());
-        let store = Store::open(&url, Some(&assets_dir()), &StoreOptions::default())
+        let store = Store::open(&url, Some(&assets_dir()), options)
             .unwrap_or_else(|e| panic!("opening {url}: {e}"));
         let service = Service::new(Arc::new(store), AdminToken::new(TOKEN));
         TestServer::serve(SocketAddr::from(([127, 0, 0, 1], 0)), service, limits).await

@@ -150,3 +150,51 @@ async fn killed_as_an_upload_completes_has_all_of_it_or_none() {
         }
     }
 }
+
+/// The largest resident memory the process has had, from /proc (Linux).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_else(|e| panic!("{e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in /proc/{pid}/status"))
+}
+
+#[tokio::test]
+async fn decompression_bombs_are_refused_without_the_server_growing() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (child, addr) = start_binary(&dir.path().join("pictures.db")).await;
+    let pid = child.id().unwrap_or_else(|| panic!("no pid"));
+    let before = peak_rss_kib(pid);
+    // A PNG declaring 100,000 x 100,000 pixels (30 GB decoded) in 67 bytes.
+    let mut bomb = std::io::Cursor::new(Vec::new());
+    image::RgbImage::new(1, 1)
+        .write_to(&mut bomb, image::ImageFormat::Png)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut bomb = bomb.into_inner();
+    bomb[16..24].copy_from_slice(&[0, 1, 0x86, 0xA0, 0, 1, 0x86, 0xA0]);
+    let crc = crc32fast::hash(&bomb[12..29]);
+    bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+    let mut client = crate::store::authorized(addr).await;
+    for i in 0..20 {
+        let result = within(client.put(&format!("bomb-{i}"), "", false, &bomb, |_, _| {})).await;
+        assert!(
+            matches!(
+                result,
+                Err(picture_server::client::ClientError::Server {
+                    status: Status::Rejected,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
+    let grown = peak_rss_kib(pid).saturating_sub(before);
+    assert!(
+        grown < 16 * 1024,
+        "the server's peak memory grew by {grown} KiB"
+    );
+    kill(child).await;
+}

@@ -334,6 +334,26 @@ async fn an_upload_loses_its_gps_position_but_not_its_orientation_or_pixels() {
 }
 
 #[tokio::test]
+async fn keep_metadata_stores_the_upload_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let options = picture_server::store::StoreOptions {
+        upload: picture_server::store::UploadRules {
+            keep_metadata: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let db = dir.path().join("p.db");
+    let server = TestServer::start_sqlite_with(&db, Limits::default(), &options).await;
+    let mut client = authorized(server.addr).await;
+    let original = fixture("gps-rotated.jpg");
+    within(client.put("trip", "", false, &original, |_, _| {}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(call(server.addr, by_name("trip")).await.body == original);
+}
+
+#[tokio::test]
 async fn protocol_md_write_examples_match_the_server() {
     let (server, _dir) = writable_server().await;
     let doc = std::fs::read_to_string(assets_dir().join("../PROTOCOL.md"))
