@@ -27,7 +27,7 @@ pub use catalog::{Change, ChangeKind, Page, PictureInfo, decode_catalog, encode_
 pub use error::{DecodeError, EncodeError};
 pub use request::{
     Command, Format, GetRequest, Kind, MAX_PAGE_SIZE, MAX_TOKEN_LEN, PageRequest, PutRequest,
-    REQUEST_HEADER_LEN, Request, RequestError, Variant, decode_request, peek_request_header,
+    REQUEST_HEADER_LEN, Request, RequestError, Token, Variant, decode_request, peek_request_header,
 };
 pub use response::{RESPONSE_HEADER_LEN, Response, ResponseHead, Status, decode_response};
 pub use selector::{MAX_NAME_LEN, Selector, same_name};

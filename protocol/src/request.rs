@@ -150,6 +150,29 @@ pub struct PageRequest {
     pub search: String,
 }
 
+/// The admin token an AUTH request carries. Its `Debug` hides it, so that no log line or panic
+/// message that prints a request prints the credential.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(Vec<u8>);
+
+impl Token {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for Token {
+    fn from(bytes: Vec<u8>) -> Self {
+        Token(bytes)
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Token({} bytes, hidden)", self.0.len())
+    }
+}
+
 /// Largest page a PAGE request may ask for.
 pub const MAX_PAGE_SIZE: u16 = 1000;
 
@@ -165,7 +188,7 @@ pub enum Command {
     /// Liveness check; answered with an empty body.
     Ping,
     /// Presents the write credential for the rest of the connection.
-    Auth(Vec<u8>),
+    Auth(Token),
     /// Stores a picture under a name.
     Put(PutRequest),
     /// Removes a picture from the catalog.
@@ -229,6 +252,7 @@ fn encode_payload(command: &Command) -> Result<Vec<u8>, EncodeError> {
         Command::List | Command::Ping | Command::Watch => {}
         Command::Get(get) => encode_get(get, &mut out)?,
         Command::Auth(token) => {
+            let token = token.as_bytes();
             if token.is_empty() {
                 return Err(EncodeError::EmptyToken);
             }
@@ -416,7 +440,7 @@ fn decode_payload(kind: Kind, payload: &[u8]) -> Result<Command, DecodeError> {
             if payload.len() > MAX_TOKEN_LEN {
                 return Err(too_large("credential", payload.len(), MAX_TOKEN_LEN));
             }
-            return Ok(Command::Auth(payload.to_vec()));
+            return Ok(Command::Auth(Token(payload.to_vec())));
         }
         Kind::Put => {
             let replace = match r.u8()? {
@@ -732,6 +756,12 @@ mod tests {
         assert_eq!(frame(10, &[0]), DecodeError::UnexpectedPayload("WATCH"));
         // CHANGE is a notice from the server, never a request.
         assert_eq!(frame(12, &[]), DecodeError::UnknownKind(12));
+    }
+
+    #[test]
+    fn tokens_never_print() {
+        let auth = Command::Auth(b"s3cret".to_vec().into());
+        assert!(!format!("{auth:?}").contains("s3cret"));
     }
 
     #[test]

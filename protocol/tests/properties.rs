@@ -58,7 +58,8 @@ fn request() -> impl Strategy<Value = Request> {
         get,
         put,
         page,
-        proptest::collection::vec(any::<u8>(), 1..=MAX_TOKEN_LEN).prop_map(Command::Auth),
+        proptest::collection::vec(any::<u8>(), 1..=MAX_TOKEN_LEN)
+            .prop_map(|t| Command::Auth(t.into())),
         selector().prop_map(Command::Delete),
         (selector(), name).prop_map(|(selector, name)| Command::Rename { selector, name }),
         (selector(), title).prop_map(|(selector, title)| Command::Retitle { selector, title }),

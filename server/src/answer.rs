@@ -15,8 +15,9 @@ use crate::access::AdminToken;
 use crate::connection::Connection;
 use crate::store::{Store, WriteError};
 
-/// Uploads received at once. Each is held whole in memory while it is checked, so this and
-/// the upload size limit bound what uploads can cost.
+/// Uploads received or checked at once. Each is held whole in memory from its first byte
+/// until it is stored or refused, and decoding it takes more: this and the upload size and
+/// pixel limits bound what uploads can cost.
 pub const MAX_CONCURRENT_UPLOADS: usize = 4;
 
 /// A response without its framing: the framed session adds id and kind.
@@ -59,6 +60,11 @@ impl Answer {
             Status::Busy,
             "server is at its connection limit; try again later",
         )
+    }
+
+    /// The answer to an upload while [`MAX_CONCURRENT_UPLOADS`] are being received or checked.
+    pub fn uploads_busy() -> Answer {
+        Answer::text(Status::Busy, "too many uploads at once; try again later")
     }
 
     /// The notice a watching connection receives for a change.
@@ -235,7 +241,7 @@ impl Service {
                 VERSION_MIME,
                 Bytes::copy_from_slice(&store.catalog().version().to_be_bytes()),
             ),
-            Command::Auth(token) => self.authorize(caller, token),
+            Command::Auth(token) => self.authorize(caller, token.as_bytes()),
             Command::Put(put) => {
                 let result = store.put(&put.name, &put.title, put.replace, upload).await;
                 written("stored", result.map(Some))

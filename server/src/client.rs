@@ -69,6 +69,9 @@ pub struct Client {
     changes: VecDeque<Change>,
 }
 
+/// How long to wait for the answer that explains why an upload's connection broke.
+const REFUSAL_PATIENCE: Duration = Duration::from_secs(2);
+
 /// Bytes of an upload written at a time, so that progress can be shown as it goes.
 const UPLOAD_PIECE: usize = 256 * 1024;
 
@@ -107,7 +110,7 @@ impl Client {
 
     /// Presents the admin token: writes on this connection are allowed from now on.
     pub async fn authenticate(&mut self, token: &str) -> Result<(), ClientError> {
-        let command = Command::Auth(token.as_bytes().to_vec());
+        let command = Command::Auth(token.trim().as_bytes().to_vec().into());
         let (head, body) = self.call(command, &[], |_, _| {}).await?;
         ok_or_error(&head, &body)
     }
@@ -208,18 +211,24 @@ impl Client {
     /// Every picture whose name or title contains `search` (all of them when it is empty),
     /// read page by page, so catalogs too large for one LIST can be listed.
     pub async fn list_all(&mut self, search: &str) -> Result<Vec<PictureInfo>, ClientError> {
-        let mut pictures = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = self.page(after, MAX_PAGE_SIZE, search).await?;
-            let full = page.pictures.len() == usize::from(MAX_PAGE_SIZE);
-            match page.pictures.last() {
-                Some(last) => after = last.number,
-                None => return Ok(pictures),
-            }
-            pictures.extend(page.pictures);
-            if !full {
-                return Ok(pictures);
+        // Pages of different catalog versions may not fit together (numbers move): start again
+        // when the catalog changes under the listing, a few times at most.
+        let mut attempts = 0;
+        'listing: loop {
+            attempts += 1;
+            let mut pictures: Vec<PictureInfo> = Vec::new();
+            let mut version = None;
+            loop {
+                let after = pictures.last().map_or(0, |p| p.number);
+                let page = self.page(after, MAX_PAGE_SIZE, search).await?;
+                if *version.get_or_insert(page.version) != page.version && attempts < 5 {
+                    continue 'listing;
+                }
+                let full = page.pictures.len() == usize::from(MAX_PAGE_SIZE);
+                pictures.extend(page.pictures);
+                if !full {
+                    return Ok(pictures);
+                }
             }
         }
     }
@@ -322,7 +331,18 @@ impl Client {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         let frame = Request { id, command }.encode()?;
-        self.send(&frame, upload, &mut progress).await?;
+        if let Err(error) = self.send(&frame, upload, &mut progress).await {
+            // A server refuses an upload from its frame (too large, not authorised, busy),
+            // answers and closes while the picture is still being sent: its answer says more
+            // than the broken connection does.
+            if upload.is_empty() {
+                return Err(error);
+            }
+            return match self.receive(&mut progress, Some(REFUSAL_PATIENCE)).await {
+                Ok((head, body)) if head.id == id => Ok((head, body)),
+                _ => Err(error),
+            };
+        }
         loop {
             let (head, body) = self.receive(&mut progress, Some(IO_TIMEOUT)).await?;
             if head.kind == Some(Kind::Change) {

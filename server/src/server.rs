@@ -21,6 +21,12 @@ use crate::session::{self, Mode, Stats, queue_answer};
 /// does not spin while the condition lasts.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Idle time before the first keepalive probe, and time between probes; the kernel gives up
+/// after its usual count of unanswered probes (9 on Linux): a vanished peer is found within
+/// about 2.5 minutes.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Serves pictures on `listener` until `shutdown` is cancelled, then stops accepting and waits
 /// (at most [`Limits::shutdown_grace`]) for the connections in flight to finish.
 pub async fn serve(
@@ -82,6 +88,15 @@ pub(crate) async fn next_connection(
             Ok((stream, peer)) => {
                 if let Err(e) = stream.set_nodelay(true) {
                     warn!(%peer, "cannot set TCP_NODELAY: {e}");
+                }
+                // A connection that only waits for change notices never times out by itself:
+                // keepalive probes find a peer that vanished (a laptop asleep, a NAT that
+                // forgot it) and free its slot.
+                let keepalive = socket2::TcpKeepalive::new()
+                    .with_time(KEEPALIVE_IDLE)
+                    .with_interval(KEEPALIVE_INTERVAL);
+                if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive) {
+                    warn!(%peer, "cannot set TCP keepalive: {e}");
                 }
                 return Some((stream, peer));
             }

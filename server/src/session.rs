@@ -8,6 +8,7 @@ use bytes::Bytes;
 use picture_protocol::{
     Change, Command, GetRequest, Kind, MAGIC, Selector, Status, Variant, decode_request,
 };
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 
@@ -148,11 +149,13 @@ async fn serve_framed(
                     request_started = None;
                     stats.requests += 1;
                     let kind = request.command.kind();
-                    let upload = match &request.command {
+                    // An upload's slot is held until it is stored or refused: the picture is
+                    // in memory, and decoding it takes more.
+                    let (upload, _slot) = match &request.command {
                         Command::Put(put) => {
                             stats.bytes_out += conn.flush(limits.idle_timeout).await?;
                             match receive_upload(conn, service, &caller, put.size, limits).await? {
-                                Ok(upload) => upload,
+                                Ok((upload, slot)) => (upload, Some(slot)),
                                 Err(refusal) => {
                                     // The picture's bytes are on their way and will not be
                                     // read: the connection cannot go on.
@@ -167,9 +170,9 @@ async fn serve_framed(
                             // Subscribed before answering, so no change after the version
                             // in the answer is missed.
                             watch = Some(service.watch(request.id));
-                            Bytes::new()
+                            (Bytes::new(), None)
                         }
-                        _ => Bytes::new(),
+                        _ => (Bytes::new(), None),
                     };
                     let answer = service.answer(&mut caller, &request.command, upload).await;
                     let refused_auth = kind == Kind::Auth && answer.status == Status::Unauthorized;
@@ -241,7 +244,7 @@ async fn receive_upload(
     caller: &Caller,
     size: u32,
     limits: &Limits,
-) -> Result<Result<Bytes, Answer>, End> {
+) -> Result<Result<(Bytes, OwnedSemaphorePermit), Answer>, End> {
     let size = size as usize;
     if size > limits.max_upload_size {
         return Ok(Err(Answer::text(
@@ -255,11 +258,8 @@ async fn receive_upload(
     if let Err(refusal) = service.check_write(caller) {
         return Ok(Err(refusal));
     }
-    let Some(_slot) = service.upload_slot() else {
-        return Ok(Err(Answer::text(
-            Status::Busy,
-            "too many uploads at once; try again later",
-        )));
+    let Some(slot) = service.upload_slot() else {
+        return Ok(Err(Answer::uploads_busy()));
     };
     conn.reserve(size);
     while conn.buffer().len() < size {
@@ -268,7 +268,7 @@ async fn receive_upload(
             return Err(End::ClosedMidRequest);
         }
     }
-    Ok(Ok(conn.take(size)))
+    Ok(Ok((conn.take(size), slot)))
 }
 
 /// Bare-choice mode: the first read is the whole request; answer with the picture's bytes and

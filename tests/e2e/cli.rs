@@ -328,3 +328,23 @@ async fn watch_prints_each_change_as_a_line() {
     assert_eq!(change["name"], "dog", "{line}");
     assert_eq!(change["picture"]["title"], "A good dog", "{line}");
 }
+
+#[tokio::test]
+async fn an_upload_refused_from_its_header_is_explained_not_a_broken_pipe() {
+    let db = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let limits = picture_server::Limits {
+        max_upload_size: 1000,
+        ..Default::default()
+    };
+    let server = TestServer::start_sqlite(&db.path().join("p.db"), limits).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(asset_path("mountain"), dir.path().join("big.jpg"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = with_token(&server.addr.to_string(), &["put", "big.jpg"], dir.path()).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("upload limit of 1000"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -61,7 +61,7 @@ async fn upload_part(
     let mut stream = connect(addr).await;
     send(
         &mut stream,
-        &frame(1, Command::Auth(TOKEN.as_bytes().to_vec())),
+        &frame(1, Command::Auth(TOKEN.as_bytes().to_vec().into())),
     )
     .await;
     assert_eq!(

@@ -159,3 +159,34 @@ async fn a_watcher_through_the_bridge_sees_an_upload_made_over_tcp() {
         .unwrap_or_else(|e| panic!("{e}"));
     web.stop().await;
 }
+
+#[tokio::test]
+async fn a_relaying_bridge_serves_reads_but_no_writes_or_notices() {
+    let (server, _dir) = writable_server().await;
+    let web = WebServer::start(web_config(&www_dir(), server.tcp())).await;
+    let mut client = within(Client::connect(&web.ws_url()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        within(client.list()).await.map(|l| l.len()).ok(),
+        Some(manifest_names().len())
+    );
+    let refused = |result: Result<_, picture_server::client::ClientError>| match result {
+        Err(picture_server::client::ClientError::Server { status, .. }) => status,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert_eq!(
+        refused(within(client.authenticate(TOKEN)).await),
+        Status::WritesDisabled
+    );
+    assert_eq!(
+        refused(within(client.delete(Selector::Number(1))).await),
+        Status::WritesDisabled
+    );
+    assert_eq!(
+        refused(within(client.watch()).await.map(drop)),
+        Status::BadRequest
+    );
+    assert_eq!(catalog(server.addr).await.len(), manifest_names().len());
+    web.stop().await;
+}

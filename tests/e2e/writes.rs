@@ -200,7 +200,7 @@ async fn an_oversized_upload_is_refused_from_its_header() {
     };
     let server = TestServer::start_sqlite(&dir.path().join("p.db"), limits).await;
     let mut stream = connect(server.addr).await;
-    let auth = frame(1, Command::Auth(TOKEN.as_bytes().to_vec()));
+    let auth = frame(1, Command::Auth(TOKEN.as_bytes().to_vec().into()));
     send(&mut stream, &auth).await;
     let mut buf = Vec::new();
     assert_eq!(
@@ -398,7 +398,7 @@ fn the_documented_token_is_the_test_token() {
     // The write examples in PROTOCOL.md authenticate with the test servers' token.
     let encoded = Request {
         id: 1,
-        command: Command::Auth(TOKEN.as_bytes().to_vec()),
+        command: Command::Auth(TOKEN.as_bytes().to_vec().into()),
     }
     .encode()
     .unwrap_or_else(|e| panic!("{e}"));

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use picture_protocol::MAX_REQUEST_PAYLOAD;
+use picture_protocol::{MAX_REQUEST_PAYLOAD, MAX_TOKEN_LEN};
+
+/// An admin token shorter than this is accepted with a warning: it can be guessed.
+const MIN_GOOD_TOKEN_LEN: usize = 16;
 use picture_server::Limits;
 use picture_server::access::AdminToken;
 use picture_server::answer::Service;
@@ -174,9 +177,9 @@ struct WebArgs {
     /// Seconds shutdown waits for transfers in flight.
     #[arg(long, env = "PICTURE_SHUTDOWN_GRACE", default_value = "10", value_parser = seconds)]
     shutdown_grace: Duration,
-    /// Set from the server's --max-upload-size; a bridge to another server relays uploads up
-    /// to the protocol's largest picture and lets that server decide.
-    #[arg(skip = MAX_PICTURE_BYTES)]
+    /// Set from the server's --max-upload-size (a bridge relaying to another server takes no
+    /// uploads at all).
+    #[arg(skip = DEFAULT_MAX_UPLOAD_SIZE)]
     max_upload_size: usize,
 }
 
@@ -235,6 +238,9 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         Some(Command::Export { dir, store }) => {
+            if let StoreUrl::Sqlite(path) = &store.store {
+                anyhow::ensure!(path.is_file(), "there is no database at {}", path.display());
+            }
             let store = store.open(None).await?;
             let count = export(&store, &dir)
                 .await
@@ -273,8 +279,20 @@ async fn start_server(
         ),
         (None, None) => None,
     };
-    let token = match token {
-        Some(text) => Some(AdminToken::new(&text).context("the admin token is empty")?),
+    let token = match token.as_deref().map(str::trim) {
+        Some(text) => {
+            anyhow::ensure!(
+                text.len() <= MAX_TOKEN_LEN,
+                "the admin token is {} bytes long; clients can present at most {MAX_TOKEN_LEN}",
+                text.len()
+            );
+            if text.len() < MIN_GOOD_TOKEN_LEN {
+                tracing::warn!(
+                    "the admin token is shorter than {MIN_GOOD_TOKEN_LEN} characters: easy to guess"
+                );
+            }
+            Some(AdminToken::new(text).context("the admin token is empty")?)
+        }
         None => None,
     };
     let store = args.store.open(Some(args.assets.clone())).await?;

@@ -24,6 +24,8 @@ pub struct Catalog {
     by_name: HashMap<String, usize>,
     /// The encoded body of a whole-catalog LIST, made on first use.
     list_body: OnceLock<Result<Bytes, EncodeError>>,
+    /// Each entry's name and title in lower case, what searches look in; made on first use.
+    search_keys: OnceLock<Vec<String>>,
 }
 
 /// One change to a catalog, addressed by index. The same edit is applied to the database and
@@ -64,6 +66,7 @@ impl Catalog {
             entries,
             by_name,
             list_body: OnceLock::new(),
+            search_keys: OnceLock::new(),
         }
     }
 
@@ -116,11 +119,6 @@ impl Catalog {
     /// One page of the pictures whose name or title contains `search` (ignoring case).
     pub fn page(&self, request: &PageRequest) -> Page {
         let search = request.search.to_lowercase();
-        let matches = |p: &PictureInfo| {
-            search.is_empty()
-                || p.name.to_lowercase().contains(&search)
-                || p.title.to_lowercase().contains(&search)
-        };
         let start = (request.after as usize).min(self.entries.len());
         let limit = usize::from(request.limit);
         let (total, pictures) = if search.is_empty() {
@@ -128,13 +126,17 @@ impl Catalog {
             let page = self.entries[start..end].iter().map(|e| (**e).clone());
             (self.entries.len(), page.collect())
         } else {
+            let keys = self.search_keys.get_or_init(|| {
+                let key = |p: &PictureInfo| format!("{}\n{}", p.name, p.title).to_lowercase();
+                self.entries.iter().map(|e| key(e)).collect()
+            });
             let mut total = 0;
             let mut page = Vec::new();
-            for (index, entry) in self.entries.iter().enumerate() {
-                if matches(entry) {
+            for (index, key) in keys.iter().enumerate() {
+                if key.contains(&search) {
                     total += 1;
                     if index >= start && page.len() < limit {
-                        page.push((**entry).clone());
+                        page.push((*self.entries[index]).clone());
                     }
                 }
             }

@@ -155,6 +155,45 @@ pub enum OpenError {
     Store(#[from] StoreError),
 }
 
+/// What readers see: the current catalog, and the feed of changes to it.
+struct Published {
+    catalog: ArcSwap<Catalog>,
+    changes: broadcast::Sender<Change>,
+}
+
+impl Published {
+    /// Makes an edit that the database has committed visible: the new catalog for readers, a
+    /// notice for subscribers. Returns the edited picture, if it is still there.
+    fn publish(
+        &self,
+        before: &Catalog,
+        edit: &Edit,
+        version: u64,
+        kind: ChangeKind,
+        name: String,
+    ) -> Option<Arc<PictureInfo>> {
+        let after = before.edited(edit, version);
+        let picture = match edit {
+            Edit::Append(_) => after.entries().last(),
+            Edit::Replace(index, _) | Edit::Rename(index, _) | Edit::Retitle(index, _) => {
+                after.entries().get(*index)
+            }
+            Edit::Move(_, to) => after.entries().get(*to),
+            Edit::Remove(_) => None,
+        }
+        .cloned();
+        self.catalog.store(Arc::new(after));
+        // No subscriber is not an error.
+        let _ = self.changes.send(Change {
+            version,
+            kind,
+            name,
+            picture: picture.as_deref().cloned(),
+        });
+        picture
+    }
+}
+
 enum Backend {
     /// Every picture's bytes in memory, by SHA-256; no writes.
     Folder(HashMap<[u8; 32], Bytes>),
@@ -165,10 +204,9 @@ enum Backend {
 }
 
 pub struct Store {
-    catalog: ArcSwap<Catalog>,
+    published: Arc<Published>,
     not_found: Found,
     backend: Backend,
-    changes: broadcast::Sender<Change>,
     /// Writes one at a time, so that each edit is made against the catalog it was checked
     /// against, in the database and in memory alike.
     writes: Mutex<()>,
@@ -178,7 +216,7 @@ pub struct Store {
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Store")
-            .field("pictures", &self.catalog.load().len())
+            .field("pictures", &self.published.catalog.load().len())
             .finish_non_exhaustive()
     }
 }
@@ -265,10 +303,12 @@ impl Store {
 
     fn new(catalog: Catalog, not_found: Found, backend: Backend, upload: UploadRules) -> Store {
         Store {
-            catalog: ArcSwap::from_pointee(catalog),
+            published: Arc::new(Published {
+                catalog: ArcSwap::from_pointee(catalog),
+                changes: broadcast::channel(CHANGE_BACKLOG).0,
+            }),
             not_found,
             backend,
-            changes: broadcast::channel(CHANGE_BACKLOG).0,
             writes: Mutex::new(()),
             upload,
         }
@@ -276,7 +316,7 @@ impl Store {
 
     /// The catalog as it is now. Cheap; hold it only as long as one answer needs it.
     pub fn catalog(&self) -> Guard<Arc<Catalog>> {
-        self.catalog.load()
+        self.published.catalog.load()
     }
 
     /// What a request for an unknown picture receives.
@@ -291,16 +331,28 @@ impl Store {
 
     /// Change notices from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.changes.subscribe()
+        self.published.changes.subscribe()
     }
 
     /// The picture a selector names, or `None` when there is no such picture.
     pub async fn get(&self, selector: &Selector) -> Result<Option<Found>, StoreError> {
-        let Some(info) = self.catalog.load().get(selector).cloned() else {
-            return Ok(None);
-        };
-        let bytes = self.bytes_of(&info).await?;
-        Ok(Some(Found { info, bytes }))
+        loop {
+            let (info, version) = {
+                let catalog = self.published.catalog.load();
+                match catalog.get(selector) {
+                    Some(info) => (info.clone(), catalog.version()),
+                    None => return Ok(None),
+                }
+            };
+            match self.bytes_of(&info).await {
+                Ok(bytes) => return Ok(Some(Found { info, bytes })),
+                // Deleted or replaced between reading the catalog and reading its bytes: the
+                // catalog has moved on since, so ask it again.
+                Err(StoreError::MissingBytes(_))
+                    if self.published.catalog.load().version() != version => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     async fn bytes_of(&self, info: &PictureInfo) -> Result<Bytes, StoreError> {
@@ -344,7 +396,7 @@ impl Store {
         let rules = self.upload;
         let checked = blocking(move || upload::check(bytes, rules)).await??;
         let _write = self.writes.lock().await;
-        let catalog = self.catalog.load_full();
+        let catalog = self.published.catalog.load_full();
         let existing = catalog.index_of_name(name);
         if existing.is_some() && !replace {
             return Err(WriteError::Conflict(name.to_owned()));
@@ -369,14 +421,15 @@ impl Store {
             Some(index) => (Edit::Replace(index, info.clone()), ChangeKind::Replaced),
             None => (Edit::Append(info.clone()), ChangeKind::Added),
         };
-        let (for_db, content) = (edit.clone(), checked.bytes.clone());
-        let version = blocking(move || db.apply(&for_db, Some(&content))).await??;
         if let Backend::Sqlite { cache, .. } = &self.backend {
-            cache.insert(info.sha256, checked.bytes);
+            // Content-addressed: caching it before the commit can never show wrong bytes.
+            cache.insert(info.sha256, checked.bytes.clone());
         }
         let old_name =
             existing.map_or_else(|| name.to_owned(), |i| catalog.entries()[i].name.clone());
-        let stored = self.publish(&catalog, &edit, version, kind, old_name);
+        let stored = self
+            .commit(db, catalog, edit, Some(checked.bytes), kind, old_name)
+            .await?;
         Ok(stored.unwrap_or_else(|| Arc::new(info)))
     }
 
@@ -441,46 +494,36 @@ impl Store {
     ) -> Result<Option<Arc<PictureInfo>>, WriteError> {
         let db = self.db()?;
         let _write = self.writes.lock().await;
-        let catalog = self.catalog.load_full();
+        let catalog = self.published.catalog.load_full();
         let index = catalog
             .index_of(selector)
             .ok_or_else(|| WriteError::NotFound(selector.clone()))?;
         let (edit, kind) = decide(&catalog, index)?;
         let old_name = catalog.entries()[index].name.clone();
-        let for_db = edit.clone();
-        let version = blocking(move || db.apply(&for_db, None)).await??;
-        Ok(self.publish(&catalog, &edit, version, kind, old_name))
+        self.commit(db, catalog, edit, None, kind, old_name).await
     }
 
-    /// Makes an edit that the database has committed visible: the new catalog for readers, a
-    /// notice for subscribers. Returns the edited picture, if it is still there.
-    fn publish(
+    /// Commits an edit checked against `before` and publishes it, both in one blocking task:
+    /// that task runs to its end even if the request that asked for it is dropped, so the
+    /// database and the catalog in memory never part.
+    async fn commit(
         &self,
-        before: &Catalog,
-        edit: &Edit,
-        version: u64,
+        db: Arc<sqlite::Database>,
+        before: Arc<Catalog>,
+        edit: Edit,
+        content: Option<Bytes>,
         kind: ChangeKind,
         name: String,
-    ) -> Option<Arc<PictureInfo>> {
-        let after = before.edited(edit, version);
-        let picture = match edit {
-            Edit::Append(_) => after.entries().last(),
-            Edit::Replace(index, _) | Edit::Rename(index, _) | Edit::Retitle(index, _) => {
-                after.entries().get(*index)
-            }
-            Edit::Move(_, to) => after.entries().get(*to),
-            Edit::Remove(_) => None,
-        }
-        .cloned();
-        self.catalog.store(Arc::new(after));
-        // No subscriber is not an error.
-        let _ = self.changes.send(Change {
-            version,
-            kind,
-            name,
-            picture: picture.as_deref().cloned(),
-        });
-        picture
+    ) -> Result<Option<Arc<PictureInfo>>, WriteError> {
+        let published = self.published.clone();
+        let expected = before.version();
+        let done = blocking(move || {
+            db.apply(&edit, content.as_deref(), expected, |version| {
+                published.publish(&before, &edit, version, kind, name)
+            })
+        })
+        .await??;
+        Ok(done)
     }
 
     fn db(&self) -> Result<Arc<sqlite::Database>, WriteError> {
@@ -511,7 +554,8 @@ impl Store {
             reader.load()
         })
         .await??;
-        self.catalog
+        self.published
+            .catalog
             .store(Arc::new(Catalog::new(loaded.version, loaded.pictures)));
         Ok(count)
     }

@@ -73,6 +73,11 @@ pub enum DbError {
     },
     #[error("database {path} is damaged: {reason}")]
     Damaged { path: PathBuf, reason: String },
+    #[error(
+        "the database was changed behind this server's back (catalog version {found}, \
+         expected {expected}): was `picture-server import` run while it was serving? Restart it"
+    )]
+    Diverged { found: u64, expected: u64 },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
 }
@@ -200,10 +205,26 @@ impl Database {
     }
 
     /// Applies one edit in one transaction, storing `content` first if it is new, and bumps the
-    /// catalog version. Returns the new version.
-    pub fn apply(&self, edit: &Edit, content: Option<&[u8]>) -> Result<u64, DbError> {
+    /// catalog version from `expected`. Then, still holding the writing connection so that no
+    /// other edit can come between, hands the new version to `then` (which publishes the edit)
+    /// and returns what it returns.
+    ///
+    /// The edit was checked against the in-memory catalog of version `expected`: a database
+    /// at another version, or rows that are not where that catalog says, fail the whole
+    /// transaction rather than drift apart.
+    pub fn apply<T>(
+        &self,
+        edit: &Edit,
+        content: Option<&[u8]>,
+        expected: u64,
+        then: impl FnOnce(u64) -> T,
+    ) -> Result<T, DbError> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
+        let found = setting::<i64>(&tx, "version")?.unwrap_or(0) as u64;
+        if found != expected {
+            return Err(DbError::Diverged { found, expected });
+        }
         if let (Some(bytes), Edit::Append(info) | Edit::Replace(_, info)) = (content, edit) {
             store_content(&tx, info, bytes)?;
         }
@@ -230,7 +251,7 @@ impl Database {
         }
         let version = bump_version(&tx)?;
         tx.commit()?;
-        Ok(version)
+        Ok(then(version))
     }
 
     /// Imports pictures in one transaction: a name already present gets the new content and
@@ -360,12 +381,21 @@ fn store_content(tx: &Transaction<'_>, info: &PictureInfo, bytes: &[u8]) -> rusq
     Ok(())
 }
 
-fn apply_edit(tx: &Transaction<'_>, edit: &Edit) -> rusqlite::Result<()> {
+fn apply_edit(tx: &Transaction<'_>, edit: &Edit) -> Result<(), DbError> {
     let position = |index: usize| index as i64 + 1;
+    // Every edit changes exactly one picture's row; any other count means the rows are not
+    // where the catalog in memory says.
+    let one = |changed: usize| match changed {
+        1 => Ok(()),
+        _ => Err(DbError::Diverged {
+            found: changed as u64,
+            expected: 1,
+        }),
+    };
     match edit {
         // The entry's number is its position: the catalog's length plus one.
         Edit::Append(info) => {
-            tx.execute(
+            one(tx.execute(
                 "INSERT INTO pictures (position, name, name_key, title, sha256)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
@@ -375,10 +405,10 @@ fn apply_edit(tx: &Transaction<'_>, edit: &Edit) -> rusqlite::Result<()> {
                     info.title,
                     &info.sha256[..]
                 ],
-            )?;
+            )?)?;
         }
         Edit::Replace(index, info) => {
-            tx.execute(
+            one(tx.execute(
                 "UPDATE pictures SET name = ?2, name_key = ?3, title = ?4, sha256 = ?5
                  WHERE position = ?1",
                 params![
@@ -388,29 +418,29 @@ fn apply_edit(tx: &Transaction<'_>, edit: &Edit) -> rusqlite::Result<()> {
                     info.title,
                     &info.sha256[..]
                 ],
-            )?;
+            )?)?;
         }
         Edit::Remove(index) => {
-            tx.execute(
+            one(tx.execute(
                 "DELETE FROM pictures WHERE position = ?1",
                 [position(*index)],
-            )?;
+            )?)?;
             tx.execute(
                 "UPDATE pictures SET position = position - 1 WHERE position > ?1",
                 [position(*index)],
             )?;
         }
         Edit::Rename(index, name) => {
-            tx.execute(
+            one(tx.execute(
                 "UPDATE pictures SET name = ?2, name_key = ?3 WHERE position = ?1",
                 params![position(*index), name, name_key(name)],
-            )?;
+            )?)?;
         }
         Edit::Retitle(index, title) => {
-            tx.execute(
+            one(tx.execute(
                 "UPDATE pictures SET title = ?2 WHERE position = ?1",
                 params![position(*index), title],
-            )?;
+            )?)?;
         }
         Edit::Move(from, to) => {
             let (from, to) = (position(*from), position(*to));

@@ -14,6 +14,8 @@ pub enum ExportError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{0} is not empty: export into a new or empty folder")]
+    NotEmpty(PathBuf),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot write the catalog: {0}")]
@@ -41,6 +43,11 @@ pub async fn export(store: &Store, dir: &Path) -> Result<usize, ExportError> {
         move |source| ExportError::Write { path, source }
     };
     std::fs::create_dir_all(dir).map_err(write_error(dir))?;
+    // Files left from before would be imported back with the export: refuse instead.
+    let mut entries = std::fs::read_dir(dir).map_err(write_error(dir))?;
+    if entries.next().is_some() {
+        return Err(ExportError::NotEmpty(dir.to_path_buf()));
+    }
     let catalog = store.catalog().clone();
     let mut manifest = Manifest::default();
     for info in catalog.entries() {

@@ -21,6 +21,15 @@ const ACCEPTED: &[ImageFormat] = &[
 /// Bytes per pixel the decoder may need beyond the pixels themselves (16-bit RGBA is 8).
 const DECODE_BYTES_PER_PIXEL: u64 = 8;
 
+/// What reading a header may allocate. Headers are small, but a PNG's colour profile is
+/// compressed in its header: without this, a small file could make the header read inflate
+/// hundreds of megabytes before the pixel limit is even checked.
+const HEADER_ALLOC: u64 = 8 * 1024 * 1024;
+
+/// Largest colour profile accepted, once inflated. Real ICC profiles are a few kilobytes to a
+/// few hundred; a stored picture must not be a bomb for the clients that decode it either.
+const MAX_ICC_PROFILE: usize = 4 * 1024 * 1024;
+
 /// How uploads are checked.
 #[derive(Debug, Clone, Copy)]
 pub struct UploadRules {
@@ -63,6 +72,8 @@ pub enum UploadError {
     Empty(u32, u32),
     #[error("the picture does not decode: {0}")]
     Corrupt(image::ImageError),
+    #[error("its colour profile expands to more than {MAX_ICC_PROFILE} bytes")]
+    ProfileTooLarge,
     #[error("the picture is damaged: {0}")]
     Structure(#[from] super::metadata::MetadataError),
 }
@@ -77,7 +88,14 @@ pub fn check(bytes: Bytes, rules: UploadRules) -> Result<Checked, UploadError> {
         return Err(UploadError::Unaccepted(format.to_mime_type()));
     }
     let reader = || ImageReader::with_format(Cursor::new(&bytes[..]), format);
-    let (width, height) = reader().into_dimensions().map_err(UploadError::Corrupt)?;
+    if format == ImageFormat::Png {
+        check_png_profile(&bytes)?;
+    }
+    let mut header = reader();
+    let mut header_limits = image::Limits::default();
+    header_limits.max_alloc = Some(HEADER_ALLOC);
+    header.limits(header_limits);
+    let (width, height) = header.into_dimensions().map_err(UploadError::Corrupt)?;
     if width == 0 || height == 0 {
         return Err(UploadError::Empty(width, height));
     }
@@ -110,6 +128,27 @@ pub fn check(bytes: Bytes, rules: UploadRules) -> Result<Checked, UploadError> {
         width,
         height,
     })
+}
+
+/// Refuses a PNG whose compressed colour profile (`iCCP`) inflates beyond
+/// [`MAX_ICC_PROFILE`], inflating it at most that far.
+fn check_png_profile(bytes: &Bytes) -> Result<(), UploadError> {
+    // A PNG that does not parse is refused by the decoder with a better message.
+    let Ok(png) = img_parts::png::Png::from_bytes(bytes.clone()) else {
+        return Ok(());
+    };
+    for chunk in png.chunks_by_type(*b"iCCP") {
+        let contents = chunk.contents();
+        // Profile name (1-79 bytes), a zero byte, the compression method, then zlib data.
+        let Some(end) = contents.iter().position(|&b| b == 0) else {
+            continue;
+        };
+        let data = contents.get(end + 2..).unwrap_or_default();
+        if miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(data, MAX_ICC_PROFILE).is_err() {
+            return Err(UploadError::ProfileTooLarge);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -173,6 +212,24 @@ mod tests {
         ] {
             assert!(check(Bytes::from(half.clone()), rules).is_err());
         }
+    }
+
+    #[test]
+    fn refuses_a_colour_profile_bomb() {
+        // 64 MiB of zeros deflate to about 64 KB: a profile no picture needs, which every
+        // client decoding the stored file would inflate again.
+        let profile = miniz_oxide::deflate::compress_to_vec_zlib(&vec![0; 64 << 20], 10);
+        let mut iccp = b"bomb\0\0".to_vec();
+        iccp.extend_from_slice(&profile);
+        let png = png(4, 4);
+        let mut crc_input = b"iCCP".to_vec();
+        crc_input.extend_from_slice(&iccp);
+        let mut chunk = (iccp.len() as u32).to_be_bytes().to_vec();
+        chunk.extend_from_slice(&crc_input);
+        chunk.extend_from_slice(&crc32fast::hash(&crc_input).to_be_bytes());
+        // After the signature (8) and IHDR (25).
+        let bomb = [&png[..33], &chunk[..], &png[33..]].concat();
+        assert!(matches!(checked(bomb), Err(UploadError::ProfileTooLarge)));
     }
 
     #[test]

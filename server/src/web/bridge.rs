@@ -70,6 +70,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut heartbeat = interval_at(Instant::now() + period, period);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_active = Instant::now();
+    let mut last_received = 0;
     let mut requests = 0u64;
     let mut session = SessionState::default();
     let end = loop {
@@ -86,6 +87,15 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             change = Watch::next_of(&mut session.watch) => Event::Change(change),
             received = reader.next(conn, message_limit) => Event::Received(received),
         };
+        if let Event::Heartbeat = event {
+            // A large message arriving slowly (an upload) is activity too, though it is not
+            // whole yet and the browser cannot answer pings in the middle of sending it.
+            let received = conn.buffer().len() + reader.pending_len();
+            if received != last_received {
+                last_received = received;
+                last_active = Instant::now();
+            }
+        }
         let message = match event {
             Event::Shutdown => {
                 queue_close(conn, CLOSE_GOING_AWAY, "server shutting down");
@@ -125,7 +135,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         let reply = match message {
             Incoming::Binary(frame) => {
                 requests += 1;
-                handle(&frame, &mut upstream, &mut session, config).await
+                handle(Bytes::from(frame), &mut upstream, &mut session, config).await
             }
             Incoming::Text => Reply::Answer(
                 None,
@@ -188,15 +198,15 @@ enum Reply {
 
 /// Checks one message from the browser and, if it is a request, has it answered.
 async fn handle(
-    frame: &[u8],
+    frame: Bytes,
     upstream: &mut Option<TcpUpstream>,
     session: &mut SessionState,
     config: &BridgeConfig,
 ) -> Reply {
-    let (request, used) = match decode_request(frame, config.max_request_payload) {
+    let (request, used) = match decode_request(&frame, config.max_request_payload) {
         Ok(Some(decoded)) => decoded,
         Ok(None) => {
-            let (id, kind) = peek_request_header(frame).unwrap_or((0, None));
+            let (id, kind) = peek_request_header(&frame).unwrap_or((0, None));
             let answer = Answer::text(
                 Status::BadRequest,
                 "the message holds an incomplete request",
@@ -233,19 +243,35 @@ async fn handle(
             if request.command == Command::Watch && session.watch.is_none() {
                 session.watch = Some(service.watch(request.id));
             }
-            let upload = Bytes::copy_from_slice(&frame[used..]);
+            // An upload holds a slot until it is stored or refused, as over TCP.
+            let slot = match &request.command {
+                Command::Put(_) => match service.upload_slot() {
+                    Some(slot) => Some(slot),
+                    None => return Reply::Answer(kind, request.id, Answer::uploads_busy()),
+                },
+                _ => None,
+            };
+            let upload = frame.slice(used..);
             let answer = service
                 .answer(&mut session.caller, &request.command, upload)
                 .await;
+            drop(slot);
             return Reply::Answer(kind, request.id, answer);
         }
+        // A relayed connection may be replaced at any time (see `send_upstream`), which would
+        // lose a credential or a subscription and could repeat a write: none goes through.
         Source::Tcp(_) if request.command == Command::Watch => {
             let message = "WATCH is not available through a bridge that relays to another server";
             return refuse(Status::BadRequest, message.to_owned());
         }
+        Source::Tcp(_) if kind.is_some_and(|k| k.is_write() || k == Kind::Auth) => {
+            let message = "writes are not available through a bridge that relays to another \
+                           server: connect to that server";
+            return refuse(Status::WritesDisabled, message.to_owned());
+        }
         Source::Tcp(addr) => addr,
     };
-    match send_upstream(frame, upstream, addr).await {
+    match send_upstream(&frame, upstream, addr).await {
         Ok(len) => Reply::Relay(len),
         Err(e) => {
             warn!(upstream = %addr, "picture server unavailable: {e}");
@@ -283,8 +309,9 @@ async fn send_upstream(
     addr: &str,
 ) -> Result<usize, UpstreamError> {
     // A kept connection may have been closed by the upstream in the meantime (its idle
-    // timeout, a restart): one retry on a fresh connection covers that. Every request kind is
-    // safe to repeat, and nothing of the response has been relayed yet.
+    // timeout, a restart): one retry on a fresh connection covers that. Only reads are relayed
+    // (see `handle`), which are safe to repeat, and nothing of the response has been relayed
+    // yet.
     // A timeout or an invalid answer is not retried: a second try would fail the same way.
     if let Some(connection) = upstream.as_mut() {
         match connection.send(frame).await {

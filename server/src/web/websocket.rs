@@ -160,6 +160,11 @@ impl Reader {
         }
     }
 
+    /// Bytes of a fragmented message received so far.
+    pub fn pending_len(&self) -> usize {
+        self.partial.as_ref().map_or(0, |(_, p)| p.len())
+    }
+
     fn assemble(&mut self, frame: Frame) -> Result<Option<Incoming>, WsError> {
         let (opcode, payload) = match (frame.opcode, self.partial.take()) {
             (OP_CLOSE, partial) => return self.keep(partial, Incoming::Close),

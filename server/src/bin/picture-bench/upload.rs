@@ -146,7 +146,7 @@ async fn connect(target: &Target, token: &[u8]) -> anyhow::Result<Conn> {
     let mut conn = Conn::connect(target, None).await?;
     let auth = Request {
         id: 1,
-        command: Command::Auth(token.to_vec()),
+        command: Command::Auth(token.to_vec().into()),
     };
     conn.call(&auth).await.context("AUTH failed")?;
     Ok(conn)
