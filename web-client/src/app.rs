@@ -89,6 +89,7 @@ impl Running {
                 current: None,
                 latest_get: None,
                 latest_menu: None,
+                refresh_again: false,
                 decoding: None,
                 dispatcher: Dispatcher::new(weak.clone()),
                 listeners: Vec::new(),
@@ -213,6 +214,8 @@ pub(crate) struct App {
     latest_get: Option<u32>,
     /// The id of the latest request for the menu, for the same reason.
     latest_menu: Option<u32>,
+    /// The catalog changed while a reload of the menu was on its way: reload once more.
+    refresh_again: bool,
     decoding: Option<Decoding>,
     dispatcher: Dispatcher,
     /// The page's own listeners, unregistered when the app goes.
@@ -271,7 +274,7 @@ impl App {
         self.request(Purpose::Watch, Command::Watch);
         // A tab that unlocked the editor presents its token again on every connection.
         if let Some(token) = self.editor.kept_token() {
-            self.request(Purpose::Auth, Command::Auth(token.into_bytes()));
+            self.request(Purpose::Auth, Command::Auth(token.into_bytes().into()));
         }
         self.load_menu(Purpose::List, 0, PAGE_SIZE);
     }
@@ -347,6 +350,9 @@ impl App {
         let Some(request) = self.pending.take(response.head.id) else {
             return; // The answer to a request that already failed by timing out.
         };
+        if request.purpose == Purpose::Refresh && std::mem::take(&mut self.refresh_again) {
+            self.refresh_menu();
+        }
         if !self.is_shown_to_reader(request.id, &request.purpose) {
             return;
         }
@@ -383,10 +389,13 @@ impl App {
     /// on show after a reconnection), a reload, a new search, or the next page.
     fn on_page(&mut self, purpose: &Purpose, page: Page) {
         match purpose {
-            Purpose::More => {
-                self.menu.extend(page);
-                self.show_menu();
-            }
+            Purpose::More => match self.menu.extend(page) {
+                Ok(()) => {
+                    self.show_menu();
+                }
+                // The catalog changed since the menu was read: read it again as far as wanted.
+                Err(_) => self.refresh_menu(),
+            },
             Purpose::List => {
                 if self.refill_menu(page) {
                     let wanted = self.current.clone().or_else(|| self.address.wanted_name());
@@ -464,7 +473,17 @@ impl App {
                 _ => {}
             }
         }
-        let loaded = u16::try_from(self.menu.len()).unwrap_or(MAX_PAGE);
+        self.refresh_menu();
+    }
+
+    /// Reads the menu again, as much of it as is loaded. One reload at a time: changes that
+    /// arrive while one is on its way are covered by one more after it.
+    fn refresh_menu(&mut self) {
+        if self.pending.is_waiting(&Purpose::Refresh) {
+            self.refresh_again = true;
+            return;
+        }
+        let loaded = u16::try_from(self.menu.len() + usize::from(PAGE_SIZE)).unwrap_or(MAX_PAGE);
         self.load_menu(Purpose::Refresh, 0, loaded.clamp(PAGE_SIZE, MAX_PAGE));
     }
 
@@ -691,7 +710,7 @@ impl App {
         };
         self.editor
             .set_status(&StatusLine::loading("the token's check"));
-        self.request(Purpose::Auth, Command::Auth(token.into_bytes()));
+        self.request(Purpose::Auth, Command::Auth(token.into_bytes().into()));
     }
 
     fn on_auth_answer(&mut self, response: picture_protocol::Response) {
@@ -893,7 +912,8 @@ impl App {
         let what = format!("deleting {}", current.title);
         self.request(
             Purpose::Write(Kind::Delete, what),
-            Command::Delete(Selector::Number(current.number)),
+            // By name: the number may have changed since the menu was loaded.
+            Command::Delete(Selector::Name(current.name.clone())),
         );
     }
 

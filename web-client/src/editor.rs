@@ -189,21 +189,23 @@ pub fn put_command(name: String, title: String, size: u32) -> Command {
     })
 }
 
-/// What saving the edit form asks of the server for the picture `current`: a rename, a
-/// retitle, both (by number, which neither changes), or nothing.
+/// What saving the edit form asks of the server for the picture `current`: a retitle, a
+/// rename, both, or nothing. By name, not by menu number: another client may have moved or
+/// deleted pictures since the menu was loaded, and a number would then name another picture.
+/// The retitle goes first, while the picture still has the name both use.
 pub fn edits(current: &PictureInfo, name: &str, title: &str) -> Vec<Command> {
-    let selector = Selector::Number(current.number);
+    let selector = Selector::Name(current.name.clone());
     let mut commands = Vec::new();
-    if !name.is_empty() && name != current.name {
-        commands.push(Command::Rename {
-            selector: selector.clone(),
-            name: name.to_owned(),
-        });
-    }
     if title != current.title {
         commands.push(Command::Retitle {
-            selector,
+            selector: selector.clone(),
             title: title.to_owned(),
+        });
+    }
+    if !name.is_empty() && name != current.name {
+        commands.push(Command::Rename {
+            selector,
+            name: name.to_owned(),
         });
     }
     commands
@@ -249,13 +251,14 @@ mod tests {
         assert_eq!(
             edits(&car(), "auto", "Car"),
             [Command::Rename {
-                selector: Selector::Number(4),
+                selector: Selector::Name("car".into()),
                 name: "auto".into()
             }]
         );
         let both = edits(&car(), "auto", "An auto");
         assert_eq!(both.len(), 2);
-        assert!(matches!(&both[1], Command::Retitle { title, .. } if title == "An auto"));
+        assert!(matches!(&both[0], Command::Retitle { title, .. } if title == "An auto"));
+        assert!(matches!(&both[1], Command::Rename { name, .. } if name == "auto"));
         // An emptied name field is not a rename; an emptied title is a retitle.
         assert_eq!(edits(&car(), "", "Car"), []);
         assert_eq!(edits(&car(), "car", "").len(), 1);

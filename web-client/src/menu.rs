@@ -10,6 +10,8 @@ pub struct Menu {
     pictures: Vec<PictureInfo>,
     /// How many pictures match in all, loaded or not.
     total: u32,
+    /// The catalog version the pages were read from.
+    version: u64,
 }
 
 /// One `<option>`: what it says and the picture number it stands for.
@@ -36,6 +38,7 @@ impl Menu {
         Menu {
             total: pictures.len() as u32,
             pictures,
+            version: 0,
         }
     }
 
@@ -44,13 +47,19 @@ impl Menu {
         Menu {
             pictures: page.pictures,
             total: page.total,
+            version: page.version,
         }
     }
 
-    /// Adds the next page.
-    pub fn extend(&mut self, page: Page) {
+    /// Adds the next page, if it comes from the same catalog version; otherwise the numbers
+    /// may have moved between the pages, and it returns the page for the caller to start over.
+    pub fn extend(&mut self, page: Page) -> Result<(), Page> {
+        if page.version != self.version {
+            return Err(page);
+        }
         self.pictures.extend(page.pictures);
         self.total = page.total;
+        Ok(())
     }
 
     /// Pictures that match but are not loaded yet.
@@ -182,11 +191,20 @@ mod tests {
             (menu.len(), menu.remaining(), menu.last_number()),
             (2, 3, 2)
         );
-        menu.extend(page(&[3, 4, 5], 5));
+        assert!(menu.extend(page(&[3, 4, 5], 5)).is_ok());
         assert_eq!(
             (menu.len(), menu.remaining(), menu.last_number()),
             (5, 0, 5)
         );
+        let newer = Page {
+            version: 2,
+            ..page(&[6], 6)
+        };
+        assert!(
+            menu.extend(newer).is_err(),
+            "pages of two versions do not mix"
+        );
+        assert_eq!(menu.len(), 5);
         assert_eq!(Menu::default().last_number(), 0);
     }
 

@@ -65,6 +65,14 @@ impl<T> Pending<T> {
         self.in_flight.remove(position)
     }
 
+    /// Whether a request for this purpose is waiting.
+    pub fn is_waiting(&self, purpose: &T) -> bool
+    where
+        T: PartialEq,
+    {
+        self.in_flight.iter().any(|r| r.purpose == *purpose)
+    }
+
     /// Every waiting request, oldest first, for when the connection is gone.
     pub fn take_all(&mut self) -> Vec<InFlight<T>> {
         self.in_flight.drain(..).collect()
@@ -74,6 +82,18 @@ impl<T> Pending<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tells_whether_a_purpose_is_waiting() {
+        let mut pending = Pending::new(4);
+        let id = pending
+            .start("refresh", 1.0)
+            .unwrap_or_else(|_| panic!("room"));
+        assert!(pending.is_waiting(&"refresh"));
+        assert!(!pending.is_waiting(&"list"));
+        pending.take(id);
+        assert!(!pending.is_waiting(&"refresh"));
+    }
 
     #[test]
     fn answers_find_their_request() {
