@@ -301,3 +301,28 @@ async fn a_hundred_thousand_pictures_page_and_search() {
     });
     assert_eq!(page.pictures[0].number, PICTURES);
 }
+
+#[tokio::test]
+async fn a_database_changed_by_another_process_is_refused_not_drifted() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = dir.path().join("pictures.db");
+    let serving = open(&db);
+    // Another process imports into the same file while this store serves it.
+    let other = open(&db);
+    let out = dir.path().join("export");
+    export(&other, &out).await.unwrap_or_else(|e| panic!("{e}"));
+    other.import(&out).await.unwrap_or_else(|e| panic!("{e}"));
+    let error = serving
+        .delete(&Selector::Name("car".into()))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("a write on a changed database went through"));
+    assert!(error.to_string().contains("changed behind"), "{error}");
+    drop((serving, other));
+    // Nothing half-done: the database opens, with every picture.
+    assert_eq!(open(&db).catalog().len(), manifest_names().len());
+
+    // Exporting again into the same folder would mix two exports: refused.
+    let again = export(&open(&db), &out).await;
+    assert!(again.is_err_and(|e| e.to_string().contains("not empty")));
+}
