@@ -17,6 +17,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -25,7 +26,7 @@ use picture_protocol::{
     Variant, decode_catalog,
 };
 use sha2::{Digest, Sha256};
-use tokio::time::{Instant, sleep, timeout_at};
+use tokio::time::{Instant, sleep, timeout, timeout_at};
 
 use crate::conn::{Conn, OPEN_CONCURRENCY};
 use crate::plan::{MAX_FAILURES_IN_A_ROW, Plan, backoff};
@@ -33,6 +34,9 @@ use crate::reference::{Reference, Source};
 use crate::stream::Target;
 use crate::tally::Tally;
 use crate::variants::{self, Jpeg};
+
+/// How long to look for the server's answer after it stopped reading an upload.
+const REFUSAL_WAIT: Duration = Duration::from_secs(1);
 
 /// One picture to upload and the SHA-256 the server must answer with.
 struct Content {
@@ -277,9 +281,26 @@ impl Worker {
         let (name, pair) = &self.job.slots[self.slot];
         let content = &pair[self.turn];
         self.id = self.id.wrapping_add(1).max(2);
-        conn.send_with(&put(self.id, name, content.bytes.len()), &content.bytes)
-            .await?;
+        let sent_whole = conn
+            .send_with(&put(self.id, name, content.bytes.len()), &content.bytes)
+            .await;
+        if let Err(error) = sent_whole {
+            // A server that refuses an upload from its header answers at once and closes the
+            // connection without reading the picture, so the client's write fails; the
+            // answer saying why may still be there to read.
+            return match timeout(REFUSAL_WAIT, conn.answer()).await {
+                Ok(Ok(())) => self.check(conn, sent, measured),
+                _ => Err(error),
+            };
+        }
         conn.answer().await?;
+        self.check(conn, sent, measured)
+    }
+
+    /// Checks the answer to the upload just sent, and counts it.
+    fn check(&mut self, conn: &mut Conn, sent: Instant, measured: bool) -> anyhow::Result<Status> {
+        let (name, pair) = &self.job.slots[self.slot];
+        let content = &pair[self.turn];
         let at = conn.received_at();
         let Some((head, body)) = conn.front() else {
             bail!("the server's answer vanished");
