@@ -210,10 +210,7 @@ impl Change {
         let mut pictures = read_catalog(&mut r)?;
         r.finish()?;
         if pictures.len() > 1 {
-            return Err(DecodeError::TrailingBytes(
-                pictures.len() - 1,
-                "change notice",
-            ));
+            return Err(DecodeError::TooManyPictures(pictures.len()));
         }
         Ok(Change {
             version,
@@ -346,6 +343,14 @@ mod tests {
             Page::decode(&bad).is_ok(),
             "the total is information, not a length"
         );
+    }
+
+    #[test]
+    fn a_change_names_at_most_one_picture() {
+        let mut body = 3u64.to_be_bytes().to_vec();
+        body.extend_from_slice(&[ChangeKind::Moved as u8, 3, b'c', b'a', b'r']);
+        body.extend(encode_catalog(&[car(), car()]).unwrap_or_else(|e| panic!("{e}")));
+        assert_eq!(Change::decode(&body), Err(DecodeError::TooManyPictures(2)));
     }
 
     #[test]

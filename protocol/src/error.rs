@@ -41,6 +41,8 @@ pub enum DecodeError {
     BadPageSize(u16),
     #[error("unknown change code {0}")]
     UnknownChange(u8),
+    #[error("a change notice carries {0} pictures; it has at most one")]
+    TooManyPictures(usize),
 }
 
 impl DecodeError {

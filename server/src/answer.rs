@@ -2,6 +2,7 @@
 //! [`Service`] that the TCP sessions and the WebSocket bridge share.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use picture_protocol::{
@@ -207,9 +208,14 @@ impl Service {
         Ok(())
     }
 
-    /// A slot for receiving one upload, or `None` when too many are being received.
-    pub fn upload_slot(&self) -> Option<OwnedSemaphorePermit> {
-        self.uploads.clone().try_acquire_owned().ok()
+    /// A slot for receiving and checking one upload, waiting for one at most `patience`;
+    /// `None` when uploads stayed at their limit that long. The picture's bytes are not read
+    /// while its upload waits, so waiting costs no memory.
+    pub async fn upload_slot(&self, patience: Duration) -> Option<OwnedSemaphorePermit> {
+        match tokio::time::timeout(patience, self.uploads.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => Some(slot),
+            Ok(Err(_)) | Err(_) => None,
+        }
     }
 
     /// Answers one request. `upload` holds the bytes that followed a PUT frame.

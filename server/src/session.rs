@@ -258,7 +258,7 @@ async fn receive_upload(
     if let Err(refusal) = service.check_write(caller) {
         return Ok(Err(refusal));
     }
-    let Some(slot) = service.upload_slot() else {
+    let Some(slot) = service.upload_slot(limits.request_timeout).await else {
         return Ok(Err(Answer::uploads_busy()));
     };
     conn.reserve(size);

@@ -245,7 +245,8 @@ async fn handle(
             }
             // An upload holds a slot until it is stored or refused, as over TCP.
             let slot = match &request.command {
-                Command::Put(_) => match service.upload_slot() {
+                // The picture is in memory already (it came in the message): no waiting.
+                Command::Put(_) => match service.upload_slot(Duration::ZERO).await {
                     Some(slot) => Some(slot),
                     None => return Reply::Answer(kind, request.id, Answer::uploads_busy()),
                 },
