@@ -139,6 +139,31 @@ impl Browser {
             .unwrap_or_else(|e| panic!("choosing {number}: {e}"));
     }
 
+    /// Types `text` into the element `css` selects.
+    async fn type_into(&self, css: &str, text: &str) {
+        self.element(css)
+            .await
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("typing into {css}: {e}"));
+    }
+
+    /// Clicks the element `css` selects.
+    async fn click(&self, css: &str) {
+        self.element(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+    }
+
+    async fn element(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+    }
+
     /// Waits until the page shows picture `name` with `state` (`ok` or `not-found`).
     async fn wait_for_picture(&self, name: &str, state: &str) {
         let script = format!(
@@ -488,15 +513,7 @@ async fn a_large_catalog_loads_page_by_page_and_can_be_searched() {
         .await;
 
     // Typing a search lists only the matches, from the whole catalog.
-    let search = browser
-        .client
-        .find(Locator::Css("input#search"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    search
-        .send_keys("zEBRA")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    browser.type_into("input#search", "zEBRA").await;
     browser
         .wait_until(
             "the search results",
@@ -523,15 +540,6 @@ async fn the_editor_uploads_renames_retitles_and_deletes_with_the_token() {
     browser
         .eval("document.querySelector('#editor').open = true; return true;")
         .await;
-    let find = |css: &'static str| {
-        let client = browser.client.clone();
-        async move {
-            client
-                .find(Locator::Css(css))
-                .await
-                .unwrap_or_else(|e| panic!("{css}: {e}"))
-        }
-    };
     let editor_state = |state: &str, text: &str| {
         format!(
             "const s = document.querySelector('#editor-status'); \
@@ -540,16 +548,8 @@ async fn the_editor_uploads_renames_retitles_and_deletes_with_the_token() {
     };
 
     // A wrong token: said in the page, the tools stay hidden.
-    find("#token")
-        .await
-        .send_keys("not-the-token")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    find("#unlock button")
-        .await
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    browser.type_into("#token", "not-the-token").await;
+    browser.click("#unlock button").await;
     browser
         .wait_until("the refusal", &editor_state("error", "wrong admin token"))
         .await;
@@ -561,16 +561,8 @@ async fn the_editor_uploads_renames_retitles_and_deletes_with_the_token() {
     );
     browser.wait_connected("connected").await;
 
-    find("#token")
-        .await
-        .send_keys(TOKEN)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    find("#unlock button")
-        .await
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    browser.type_into("#token", TOKEN).await;
+    browser.click("#unlock button").await;
     browser
         .wait_until(
             "the tools",
@@ -580,26 +572,12 @@ async fn the_editor_uploads_renames_retitles_and_deletes_with_the_token() {
 
     // Upload with the file picker.
     let file = std::fs::canonicalize(asset_path("forest-small")).unwrap_or_else(|e| panic!("{e}"));
-    find("#upload-file")
-        .await
-        .send_keys(&file.display().to_string())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    find("#upload-name")
-        .await
-        .send_keys("lake")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    find("#upload-title")
-        .await
-        .send_keys("A lake")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    find("#upload button")
-        .await
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    browser
+        .type_into("#upload-file", &file.display().to_string())
+        .await;
+    browser.type_into("#upload-name", "lake").await;
+    browser.type_into("#upload-title", "A lake").await;
+    browser.click("#upload button").await;
     browser
         .wait_until(
             "the upload",
@@ -652,11 +630,7 @@ async fn the_editor_uploads_renames_retitles_and_deletes_with_the_token() {
              document.querySelector('#edit-title').value = 'A black square'; return true;",
         )
         .await;
-    find("#edit button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    browser.click("#edit button[type=submit]").await;
     browser
         .wait_until(
             "the new name and title in the menu",
@@ -670,11 +644,7 @@ async fn the_editor_uploads_renames_retitles_and_deletes_with_the_token() {
     assert!(server.store().catalog().index_of_name("square").is_some());
 
     // Delete it, after confirming.
-    find("#delete")
-        .await
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    browser.click("#delete").await;
     browser
         .client
         .accept_alert()
