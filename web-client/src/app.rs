@@ -708,8 +708,10 @@ impl App {
         let Some(token) = self.editor.take_typed_token() else {
             return;
         };
-        self.editor
-            .set_status(&StatusLine::loading("the token's check"));
+        self.editor.set_status(&StatusLine {
+            state: crate::status::StatusState::Loading,
+            text: "Checking the token…".to_owned(),
+        });
         self.request(Purpose::Auth, Command::Auth(token.into_bytes().into()));
     }
 
@@ -805,8 +807,10 @@ impl App {
         let done = (1.0 - left / upload.total.max(1.0)).clamp(0.0, 1.0);
         self.editor.set_progress(Some(done));
         if done >= 1.0 {
-            self.editor
-                .set_status(&StatusLine::loading("the server's checks"));
+            self.editor.set_status(&StatusLine {
+                state: crate::status::StatusState::Loading,
+                text: "Sent; the server is checking the picture…".to_owned(),
+            });
         } else {
             self.schedule_progress(id);
         }
