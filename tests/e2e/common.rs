@@ -302,3 +302,72 @@ impl WebServer {
         let _ = within(self.task).await;
     }
 }
+
+/// A 67-byte PNG whose header declares 100,000 x 100,000 pixels (30 GB decoded), with a
+/// correct header checksum: a decompression bomb that only a check before decoding stops.
+pub fn png_bomb() -> Vec<u8> {
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::RgbImage::new(1, 1)
+        .write_to(&mut png, image::ImageFormat::Png)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut bomb = png.into_inner();
+    bomb[16..24].copy_from_slice(&[0, 1, 0x86, 0xA0, 0, 1, 0x86, 0xA0]);
+    // The IHDR chunk's CRC covers its type and data (bytes 12..29).
+    let crc = crc32fast::hash(&bomb[12..29]);
+    bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+    bomb
+}
+
+/// Fails the test unless SQLite's integrity check of the store passes.
+pub async fn assert_intact(store: &Store) {
+    let report = store
+        .integrity_check()
+        .await
+        .unwrap_or_else(|e| panic!("integrity check: {e}"));
+    assert_eq!(report, "ok");
+}
+
+/// The `picture-server` binary on ephemeral ports with the shipped assets and a database at
+/// `db`, with extra environment; its first line (the banner), its TCP address, and the rest of
+/// what it prints.
+#[cfg(unix)]
+pub async fn start_server_binary(
+    db: &Path,
+    env: &[(&str, &str)],
+) -> (
+    tokio::process::Child,
+    String,
+    SocketAddr,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
+        .args([
+            "--tcp-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--assets",
+        ])
+        .arg(assets_dir())
+        .arg("--store")
+        .arg(format!("sqlite:{}", db.display()))
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let banner = within(lines.next_line())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("server printed nothing"));
+    let addr = banner
+        .rsplit("tcp://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    (child, banner, addr, lines)
+}

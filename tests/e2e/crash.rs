@@ -4,45 +4,17 @@
 #![cfg(unix)]
 
 use std::path::Path;
-use std::process::Stdio;
 
 use picture_protocol::{Command, PutRequest, Status};
 use picture_server::store::{Store, StoreOptions, StoreUrl};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 
 use crate::common::*;
 
 /// The server binary on a database at `db`, with the test token; and its TCP address.
 async fn start_binary(db: &Path) -> (Child, std::net::SocketAddr) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
-        .args([
-            "--tcp-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--assets",
-        ])
-        .arg(assets_dir())
-        .arg("--store")
-        .arg(format!("sqlite:{}", db.display()))
-        .env("PICTURE_ADMIN_TOKEN", TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let banner = within(BufReader::new(stdout).lines().next_line())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|| panic!("server printed nothing"));
+    let (child, banner, addr, _) = start_server_binary(db, &[("PICTURE_ADMIN_TOKEN", TOKEN)]).await;
     assert!(banner.contains("writes need the admin token"), "{banner}");
-    let addr = banner
-        .rsplit("tcp://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {banner:?}"));
     (child, addr)
 }
 
@@ -102,13 +74,7 @@ async fn killed_in_the_middle_of_an_upload_restarts_without_it() {
     kill(child).await;
 
     let store = reopen(&db);
-    assert_eq!(
-        store
-            .integrity_check()
-            .await
-            .unwrap_or_else(|e| panic!("{e}")),
-        "ok"
-    );
+    assert_intact(&store).await;
     let after: Vec<_> = store
         .catalog()
         .entries()
@@ -132,13 +98,7 @@ async fn killed_as_an_upload_completes_has_all_of_it_or_none() {
         tokio::time::sleep(std::time::Duration::from_millis(round * 15)).await;
         kill(child).await;
         let store = reopen(&db);
-        assert_eq!(
-            store
-                .integrity_check()
-                .await
-                .unwrap_or_else(|e| panic!("{e}")),
-            "ok"
-        );
+        assert_intact(&store).await;
         if let Some(found) = store
             .get(&picture_protocol::Selector::Name(name.clone()))
             .await
@@ -168,15 +128,7 @@ async fn decompression_bombs_are_refused_without_the_server_growing() {
     let (child, addr) = start_binary(&dir.path().join("pictures.db")).await;
     let pid = child.id().unwrap_or_else(|| panic!("no pid"));
     let before = peak_rss_kib(pid);
-    // A PNG declaring 100,000 x 100,000 pixels (30 GB decoded) in 67 bytes.
-    let mut bomb = std::io::Cursor::new(Vec::new());
-    image::RgbImage::new(1, 1)
-        .write_to(&mut bomb, image::ImageFormat::Png)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut bomb = bomb.into_inner();
-    bomb[16..24].copy_from_slice(&[0, 1, 0x86, 0xA0, 0, 1, 0x86, 0xA0]);
-    let crc = crc32fast::hash(&bomb[12..29]);
-    bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+    let bomb = png_bomb();
     let mut client = crate::store::authorized(addr).await;
     for i in 0..20 {
         let result = within(client.put(&format!("bomb-{i}"), "", false, &bomb, |_, _| {})).await;

@@ -1,11 +1,10 @@
 //! Graceful shutdown: transfers in flight finish, new connections are refused.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use picture_protocol::{Command, Selector, Status};
 use picture_server::Limits;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpSocket;
 
 use crate::common::*;
@@ -103,33 +102,8 @@ async fn shutdown_gives_up_on_a_client_that_never_reads() {
 #[tokio::test]
 async fn server_binary_exits_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
-        .args([
-            "--tcp-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--assets",
-        ])
-        .arg(assets_dir())
-        .arg("--store")
-        .arg(format!("sqlite:{}", dir.path().join("p.db").display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let mut lines = BufReader::new(stdout).lines();
-    let banner = within(lines.next_line())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|| panic!("server printed nothing"));
-    let addr = banner
-        .rsplit("tcp://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    let (mut child, banner, addr, mut lines) =
+        start_server_binary(&dir.path().join("p.db"), &[]).await;
     let shipped = manifest_names().len();
     assert!(banner.contains(&format!("{shipped} pictures")), "{banner}");
     assert_eq!(call(addr, Command::Ping).await.head.status, Status::Ok);

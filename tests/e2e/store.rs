@@ -91,13 +91,7 @@ async fn restart_keeps_every_change_and_never_imports_twice() {
         "car was imported again"
     );
     assert_eq!(store.catalog().entries()[1].name, "hound");
-    assert_eq!(
-        store
-            .integrity_check()
-            .await
-            .unwrap_or_else(|e| panic!("{e}")),
-        "ok"
-    );
+    assert_intact(&store).await;
 }
 
 #[tokio::test]
