@@ -9,12 +9,13 @@
 //!
 //! * [`Store`]: what the server holds: the catalog, the bytes, the change feed, the writes.
 //! * `catalog`: the catalog in memory and the [`catalog::Edit`]s that change it.
-//! * `sqlite`: the database (schema, migrations, transactions).
+//! * `sqlite`: the database (schema, migrations, transactions); `cache`: its bytes in memory.
 //! * `folder`: reading a folder of pictures (the `folder:` store, first-start import,
 //!   `import`), and `transfer`: `export`.
 //! * `upload`: checking an upload; `metadata`: removing EXIF and the like from it.
 //! * `picture`: one picture file, and the rules for names and titles.
 
+mod cache;
 pub mod catalog;
 mod folder;
 mod manifest;
@@ -36,6 +37,7 @@ use picture_protocol::{Change, ChangeKind, PictureInfo, Selector};
 use tokio::sync::{Mutex, broadcast};
 use tracing::info;
 
+use cache::ByteCache;
 pub use catalog::Catalog;
 use catalog::Edit;
 pub use folder::{Folder, LoadError};
@@ -199,7 +201,7 @@ enum Backend {
     Folder(HashMap<[u8; 32], Bytes>),
     Sqlite {
         db: Arc<sqlite::Database>,
-        cache: moka::sync::Cache<[u8; 32], Bytes>,
+        cache: ByteCache,
     },
 }
 
@@ -286,10 +288,7 @@ impl Store {
             .map_err(LoadError::BuiltinNotFound)?,
             None => folder::builtin_not_found()?,
         };
-        let cache = moka::sync::Cache::builder()
-            .weigher(|_, bytes: &Bytes| u32::try_from(bytes.len()).unwrap_or(u32::MAX))
-            .max_capacity(options.cache_size)
-            .build();
+        let cache = ByteCache::new(options.cache_size);
         Ok(Store::new(
             Catalog::new(loaded.version, loaded.pictures),
             found(not_found),
@@ -366,16 +365,16 @@ impl Store {
                 let (db, cache, sha256) = (db.clone(), cache.clone(), info.sha256);
                 // Concurrent misses for one picture read it once: the others wait for it.
                 let read = blocking(move || {
-                    cache.try_get_with(sha256, || match db.read_bytes(&sha256) {
+                    cache.get_or_read(&sha256, || match db.read_bytes(&sha256) {
                         Ok(Some(bytes)) => Ok(Bytes::from(bytes)),
                         Ok(None) => Err(None),
                         Err(e) => Err(Some(e.to_string())),
                     })
                 })
                 .await?;
-                read.map_err(|e| match &*e {
+                read.map_err(|e| match e {
                     None => missing(),
-                    Some(reason) => StoreError::Task(reason.clone()),
+                    Some(reason) => StoreError::Task(reason),
                 })
             }
         }

@@ -1,0 +1,110 @@
+//! The byte-bounded cache of picture bytes in front of a database store.
+//!
+//! quick_cache rather than moka: a hit is a shard's read lock, a hash lookup and one atomic
+//! bit, where moka also records every read for its frequency sketch; on the tiny picture that
+//! difference was the gap between the database store and the in-memory folder store (see
+//! BENCHMARKS.md). quick_cache also never admits an entry heavier than its share of the bound,
+//! so the cache holds at most `--cache-size` bytes of pictures.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::thread;
+
+use bytes::Bytes;
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
+
+use super::MAX_PICTURE_BYTES;
+
+/// A guess of the typical picture size, from which the cache sizes its tables: too low only
+/// costs table memory, too high a few more collisions.
+const TYPICAL_PICTURE_BYTES: u64 = 64 * 1024;
+
+/// Picture bytes by SHA-256, holding at most a given number of bytes.
+#[derive(Clone)]
+pub struct ByteCache(Arc<Cache<[u8; 32], Bytes, ByLength>>);
+
+#[derive(Clone)]
+struct ByLength;
+
+impl Weighter<[u8; 32], Bytes> for ByLength {
+    fn weight(&self, _: &[u8; 32], bytes: &Bytes) -> u64 {
+        // Never zero: quick_cache never evicts an entry that weighs nothing.
+        (bytes.len() as u64).max(1)
+    }
+}
+
+impl ByteCache {
+    /// A cache of at most `capacity` bytes; 0 caches nothing.
+    pub fn new(capacity: u64) -> ByteCache {
+        // The bound is split between shards and an entry must fit in one shard, so there are
+        // no more shards than the largest picture fits into; more shards than cores times
+        // four gain nothing.
+        let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let shards = (capacity / MAX_PICTURE_BYTES as u64).clamp(1, cores as u64 * 4);
+        let items = (capacity / TYPICAL_PICTURE_BYTES).clamp(32, 1 << 20);
+        let options = quick_cache::OptionsBuilder::new()
+            .shards(shards as usize)
+            .estimated_items_capacity(items as usize)
+            .weight_capacity(capacity)
+            .build()
+            .expect("both settings quick_cache requires are given");
+        let cache = Cache::with_options(options, ByLength, Default::default(), Default::default());
+        ByteCache(Arc::new(cache))
+    }
+
+    pub fn get(&self, sha256: &[u8; 32]) -> Option<Bytes> {
+        self.0.get(sha256)
+    }
+
+    pub fn insert(&self, sha256: [u8; 32], bytes: Bytes) {
+        self.0.insert(sha256, bytes);
+    }
+
+    /// The bytes for `sha256`, read with `read` on a miss; concurrent misses for one key wait
+    /// for the first one's read instead of reading again. Blocks: call it off the runtime.
+    pub fn get_or_read<E>(
+        &self,
+        sha256: &[u8; 32],
+        read: impl FnOnce() -> Result<Bytes, E>,
+    ) -> Result<Bytes, E> {
+        self.0.get_or_insert_with(sha256, read)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_no_more_than_its_capacity() {
+        let cache = ByteCache::new(1024 * 1024);
+        for n in 0..64u8 {
+            cache.insert([n; 32], Bytes::from(vec![n; 64 * 1024]));
+        }
+        assert!(cache.0.weight() <= 1024 * 1024, "{}", cache.0.weight());
+        // An entry larger than the whole bound is never admitted.
+        cache.insert([255; 32], Bytes::from(vec![0; 2 * 1024 * 1024]));
+        assert!(cache.get(&[255; 32]).is_none());
+    }
+
+    #[test]
+    fn a_zero_capacity_caches_nothing() {
+        let cache = ByteCache::new(0);
+        cache.insert([1; 32], Bytes::from_static(b"x"));
+        assert!(cache.get(&[1; 32]).is_none());
+        let read = cache.get_or_read(&[2; 32], || Ok::<_, ()>(Bytes::from_static(b"y")));
+        assert_eq!(read, Ok(Bytes::from_static(b"y")));
+    }
+
+    #[test]
+    fn a_miss_is_read_once_then_served_from_memory() {
+        let cache = ByteCache::new(1024);
+        let first = cache.get_or_read(&[3; 32], || Ok::<_, ()>(Bytes::from_static(b"z")));
+        let second = cache.get_or_read(&[3; 32], || Err(()));
+        assert_eq!(
+            (first, second),
+            (Ok(Bytes::from_static(b"z")), Ok(Bytes::from_static(b"z")))
+        );
+    }
+}
