@@ -121,6 +121,39 @@ async fn nothing_outside_www_is_reachable_and_nothing_is_listed() {
 }
 
 #[tokio::test]
+async fn odd_request_targets_get_client_errors_and_no_redirect_elsewhere() {
+    let root = site();
+    let web = WebServer::start(web_config(
+        &root.path().join("www"),
+        Upstream::tcp("127.0.0.1:1"),
+    ))
+    .await;
+    let long_segment = format!("/{}", "a".repeat(256));
+    let long_in_pkg = format!("/pkg/{}", "a".repeat(300));
+    let long_path = format!("/{}", "a/".repeat(600));
+    for (target, expected) in [
+        (long_segment.as_str(), 404),
+        (long_in_pkg.as_str(), 404),
+        (long_path.as_str(), 414),
+        ("example.com:80", 400),
+        ("*", 400),
+        ("//pkg", 404),
+        ("//pkg/", 404),
+        ("/pkg//app.js", 404),
+        ("//example.com/", 404),
+    ] {
+        let (status, head, _) = fetch(&web, target).await;
+        assert_eq!(status, expected, "{target}: {head}");
+        assert!(!head.contains("location:"), "{target}: {head}");
+    }
+    // Ordinary paths are untouched, with or without a trailing slash or a query.
+    for target in ["/", "/index.html", "/pkg/app.js", "/?x=1", "/pkg/app.js?v=2"] {
+        let (status, head, _) = fetch(&web, target).await;
+        assert_eq!(status, 200, "{target}: {head}");
+    }
+}
+
+#[tokio::test]
 async fn shipped_page_is_served() {
     let server = TestServer::start().await;
     let web = server.start_web().await;

@@ -21,6 +21,7 @@ use axum::http::header::{
     X_CONTENT_TYPE_OPTIONS,
 };
 use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper::server::conn::http1;
@@ -48,6 +49,13 @@ pub use upstream::Upstream;
 /// release reaches them at once: the bundle's file names carry no version, and a page of one
 /// release with the bundle of another would not start.
 const CACHE: &str = "no-cache";
+
+/// Longest request path served; a longer one gets 414. The page's own paths are short.
+const MAX_PATH_LEN: usize = 1024;
+
+/// Longest path segment served, the longest file name Linux and most file systems allow:
+/// asking the file system for a longer one fails with an error that is no fault of ours.
+const MAX_SEGMENT_LEN: usize = 255;
 
 /// The page loads only its own scripts, styles and wasm (no inline script), shows blob:
 /// pictures and talks only to its own server.
@@ -102,6 +110,7 @@ pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: Cance
         .with_state(state)
         .nest_service("/pkg", ServeDir::new(www.join("pkg")))
         .fallback_service(ServeDir::new(&www))
+        .layer(middleware::from_fn(refuse_odd_targets))
         .layer(header(CACHE_CONTROL, CACHE))
         .layer(header(X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(header(
@@ -160,6 +169,28 @@ async fn serve_http(
     if let Err(e) = result {
         debug!(%peer, "HTTP connection ended: {e}");
     }
+}
+
+/// Answers what the file service must never see: a target that is not a path (authority
+/// form, `*`), a path too long for the file system, and empty segments, whose redirect
+/// (`//pkg` to `//pkg/`) a browser would read as a link to another host.
+async fn refuse_odd_targets(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if !path.starts_with('/') {
+        return (StatusCode::BAD_REQUEST, "the request target must be a path").into_response();
+    }
+    if path.len() > MAX_PATH_LEN {
+        return StatusCode::URI_TOO_LONG.into_response();
+    }
+    let mut segments = path[1..].split('/');
+    // A trailing slash leaves one empty segment at the end, which names a folder.
+    let last = segments.next_back().unwrap_or_default();
+    if last.len() > MAX_SEGMENT_LEN
+        || segments.any(|segment| segment.is_empty() || segment.len() > MAX_SEGMENT_LEN)
+    {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    next.run(request).await
 }
 
 fn header(
