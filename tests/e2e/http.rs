@@ -147,7 +147,13 @@ async fn odd_request_targets_get_client_errors_and_no_redirect_elsewhere() {
         assert!(!head.contains("location:"), "{target}: {head}");
     }
     // Ordinary paths are untouched, with or without a trailing slash or a query.
-    for target in ["/", "/index.html", "/pkg/app.js", "/?x=1", "/pkg/app.js?v=2"] {
+    for target in [
+        "/",
+        "/index.html",
+        "/pkg/app.js",
+        "/?x=1",
+        "/pkg/app.js?v=2",
+    ] {
         let (status, head, _) = fetch(&web, target).await;
         assert_eq!(status, 200, "{target}: {head}");
     }

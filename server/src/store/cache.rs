@@ -47,9 +47,14 @@ impl ByteCache {
             .shards(shards as usize)
             .estimated_items_capacity(items as usize)
             .weight_capacity(capacity)
-            .build()
-            .expect("both settings quick_cache requires are given");
-        let cache = Cache::with_options(options, ByLength, Default::default(), Default::default());
+            .build();
+        let cache = match options {
+            Ok(options) => {
+                Cache::with_options(options, ByLength, Default::default(), Default::default())
+            }
+            // Only a missing setting is an error, and both are set above.
+            Err(_) => Cache::with_weighter(items as usize, capacity, ByLength),
+        };
         ByteCache(Arc::new(cache))
     }
 
