@@ -9,12 +9,13 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use picture_protocol::{
     Change, Command, DecodeError, EncodeError, GetRequest, Kind, MAX_PAGE_SIZE, MAX_RESPONSE_BODY,
-    Page, PageRequest, PictureInfo, PutRequest, Request, ResponseHead, Selector, Status, Variant,
-    decode_catalog,
+    Page, PageRequest, PictureInfo, PutRequest, RESPONSE_HEADER_LEN, Request, ResponseHead,
+    Selector, Status, Variant, decode_catalog,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -84,7 +85,14 @@ impl Client {
             reason,
         };
         let transport = if server.starts_with("ws://") {
-            let (socket, _) = timeout(IO_TIMEOUT, tokio_tungstenite::connect_async(server))
+            // Every answer the protocol allows, which is more than tungstenite's defaults.
+            let largest = Some(RESPONSE_HEADER_LEN + MAX_RESPONSE_BODY as usize);
+            let config = WebSocketConfig::default()
+                .max_message_size(largest)
+                .max_frame_size(largest);
+            let connecting =
+                tokio_tungstenite::connect_async_with_config(server, Some(config), true);
+            let (socket, _) = timeout(IO_TIMEOUT, connecting)
                 .await
                 .map_err(|_| connect_error("timed out".into()))?
                 .map_err(|e| connect_error(e.to_string()))?;

@@ -348,3 +348,71 @@ async fn an_upload_refused_from_its_header_is_explained_not_a_broken_pipe() {
         text(&out.stderr)
     );
 }
+
+/// A PNG of noise, which does not compress: about `side * side * 3` bytes.
+fn noise_png(side: u32) -> Vec<u8> {
+    let mut seed = 0x9e37_79b9_u32;
+    let pixels = image::RgbImage::from_fn(side, side, |_, _| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        let [r, g, b, _] = seed.to_le_bytes();
+        image::Rgb([r, g, b])
+    });
+    let mut png = Vec::new();
+    pixels
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap_or_else(|e| panic!("{e}"));
+    png
+}
+
+#[tokio::test]
+async fn get_through_the_bridge_takes_pictures_over_16_mib() {
+    let assets = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let big = noise_png(2400);
+    assert!(big.len() > 16 * 1024 * 1024, "{}", big.len());
+    std::fs::write(assets.path().join("big.png"), &big).unwrap_or_else(|e| panic!("{e}"));
+    let server = TestServer::start_with(assets.path(), Default::default()).await;
+    let web = server.start_web().await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+
+    let out = client(
+        &web.ws_url(),
+        &["get", "big", "-o", "big.png"],
+        dir.path(),
+        b"",
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let saved = std::fs::read(dir.path().join("big.png")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(saved == big, "{} bytes saved of {}", saved.len(), big.len());
+}
+
+#[tokio::test]
+async fn out_of_range_durations_and_counts_are_refused_at_start() {
+    for args in [
+        ["--idle-timeout", "0.000000001"],
+        ["--request-timeout", "1e19"],
+        ["--shutdown-grace=-1", ""],
+        ["--max-connections", "0"],
+        ["--max-ws-message", "10"],
+    ] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
+            .args([
+                "--store",
+                "folder:/nonexistent",
+                "--tcp-addr",
+                "127.0.0.1:0",
+            ])
+            .args(args.iter().filter(|arg| !arg.is_empty()))
+            .output();
+        let out = within(out).await.unwrap_or_else(|e| panic!("{e}"));
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let flag = args[0].split('=').next().unwrap_or_default();
+        assert!(
+            stderr.contains(flag) && stderr.contains("must be"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

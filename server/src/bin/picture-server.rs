@@ -9,13 +9,20 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use picture_protocol::{MAX_REQUEST_PAYLOAD, MAX_TOKEN_LEN};
+use picture_protocol::{MAX_REQUEST_PAYLOAD, MAX_TOKEN_LEN, REQUEST_HEADER_LEN};
 
 /// An admin token shorter than this is accepted with a warning: it can be guessed.
 const MIN_GOOD_TOKEN_LEN: usize = 16;
+
+/// More connections or sessions than a process can have descriptors for is a typing error.
+const MAX_CONNECTIONS: usize = 1 << 20;
+
+/// The smallest WebSocket message limit that still lets every request through.
+const MIN_WS_MESSAGE: usize = REQUEST_HEADER_LEN + MAX_REQUEST_PAYLOAD;
 use picture_server::Limits;
 use picture_server::access::AdminToken;
 use picture_server::answer::Service;
+use picture_server::args;
 use picture_server::limits::DEFAULT_MAX_UPLOAD_SIZE;
 use picture_server::store::{
     DEFAULT_CACHE_SIZE, MAX_PICTURE_BYTES, Store, StoreOptions, StoreUrl, UploadRules, export,
@@ -75,7 +82,7 @@ struct StoreArgs {
     #[arg(long, env = "PICTURE_CACHE_SIZE", default_value_t = DEFAULT_CACHE_SIZE)]
     cache_size: u64,
     /// Largest picture accepted for upload, in pixels (width times height).
-    #[arg(long, env = "PICTURE_MAX_PIXELS", default_value_t = UploadRules::default().max_pixels)]
+    #[arg(long, env = "PICTURE_MAX_PIXELS", default_value_t = UploadRules::default().max_pixels, value_parser = args::within(1, u64::MAX))]
     max_pixels: u64,
     /// Keep EXIF, XMP and text metadata of uploads (by default it is removed).
     #[arg(long, env = "PICTURE_KEEP_METADATA")]
@@ -129,7 +136,7 @@ struct ServeArgs {
     #[arg(long, env = "PICTURE_MAX_UPLOAD_SIZE", default_value_t = DEFAULT_MAX_UPLOAD_SIZE, value_parser = upload_size)]
     max_upload_size: usize,
     /// Connections served at once; more get a "busy" answer.
-    #[arg(long, env = "PICTURE_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    #[arg(long, env = "PICTURE_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections, value_parser = args::within(1, MAX_CONNECTIONS))]
     max_connections: usize,
     /// Picture server the bridge forwards to over TCP, HOST:PORT [default: none; the bridge
     /// answers from this process's own pictures].
@@ -156,26 +163,26 @@ struct WebArgs {
     allow_origins: Vec<String>,
     /// Seconds a client may take to send a whole request (over TCP, or an HTTP request's
     /// headers); also how long a kept-alive HTTP connection may sit idle.
-    #[arg(long, env = "PICTURE_REQUEST_TIMEOUT", default_value = "10", value_parser = seconds)]
+    #[arg(long, env = "PICTURE_REQUEST_TIMEOUT", default_value = "10", value_parser = args::seconds)]
     request_timeout: Duration,
     /// HTTP connections at once (WebSocket sessions count against --max-ws-sessions); more are
     /// closed.
-    #[arg(long, env = "PICTURE_MAX_HTTP_CONNECTIONS", default_value_t = 1024)]
+    #[arg(long, env = "PICTURE_MAX_HTTP_CONNECTIONS", default_value_t = 1024, value_parser = args::within(1, MAX_CONNECTIONS))]
     max_http_connections: usize,
     /// WebSocket sessions at once; more are refused with 503.
-    #[arg(long, env = "PICTURE_MAX_WS_SESSIONS", default_value_t = 256)]
+    #[arg(long, env = "PICTURE_MAX_WS_SESSIONS", default_value_t = 256, value_parser = args::within(1, MAX_CONNECTIONS))]
     max_ws_sessions: usize,
     /// Largest WebSocket message accepted, in bytes.
-    #[arg(long, env = "PICTURE_MAX_WS_MESSAGE", default_value_t = 64 * 1024)]
+    #[arg(long, env = "PICTURE_MAX_WS_MESSAGE", default_value_t = 64 * 1024, value_parser = args::within(MIN_WS_MESSAGE, MAX_PICTURE_BYTES))]
     max_ws_message: usize,
     /// Seconds a connection or WebSocket session may sit idle (or not read) before it is closed.
-    #[arg(long, env = "PICTURE_IDLE_TIMEOUT", default_value = "60", value_parser = seconds)]
+    #[arg(long, env = "PICTURE_IDLE_TIMEOUT", default_value = "60", value_parser = args::seconds)]
     idle_timeout: Duration,
     /// Largest request payload in bytes.
     #[arg(long, env = "PICTURE_MAX_REQUEST_SIZE", default_value_t = MAX_REQUEST_PAYLOAD, value_parser = request_size)]
     max_request_size: usize,
     /// Seconds shutdown waits for transfers in flight.
-    #[arg(long, env = "PICTURE_SHUTDOWN_GRACE", default_value = "10", value_parser = seconds)]
+    #[arg(long, env = "PICTURE_SHUTDOWN_GRACE", default_value = "10", value_parser = args::seconds)]
     shutdown_grace: Duration,
     /// Set from the server's --max-upload-size (a bridge relaying to another server takes no
     /// uploads at all).
@@ -197,15 +204,6 @@ fn upload_size(s: &str) -> Result<usize, String> {
         Ok(_) => Err(format!(
             "the largest picture the server holds is {MAX_PICTURE_BYTES} bytes"
         )),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-fn seconds(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s.parse().map_err(|e| format!("{e}"))?;
-    match Duration::try_from_secs_f64(secs) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err("must be more than 0".into()),
         Err(e) => Err(e.to_string()),
     }
 }

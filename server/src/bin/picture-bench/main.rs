@@ -71,13 +71,13 @@ struct Args {
     #[arg(long, default_value_t = 1, value_parser = value_parser!(u32).range(1..=1024))]
     pipeline: u32,
     /// Seconds measured, after the warm-up; --requests takes precedence.
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = positive_seconds)]
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = picture_server::args::seconds)]
     duration: Duration,
     /// Requests measured, after the warm-up, instead of a duration.
     #[arg(long, value_name = "N", value_parser = value_parser!(u64).range(1..))]
     requests: Option<u64>,
     /// Seconds of load, served and checked but not measured, before measuring starts.
-    #[arg(long, value_name = "SECS", default_value = "1", value_parser = seconds)]
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = seconds_or_zero)]
     warmup: Duration,
     /// The picture to ask for: its menu number or its name.
     #[arg(long, value_name = "NAME|NUMBER", default_value = "1")]
@@ -143,15 +143,11 @@ impl Mode {
     }
 }
 
-fn seconds(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text.parse().map_err(|e| format!("{e}"))?;
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{e}"))
-}
-
-fn positive_seconds(text: &str) -> Result<Duration, String> {
-    match seconds(text)? {
-        Duration::ZERO => Err("must be more than 0".into()),
-        d => Ok(d),
+/// Like the server's durations, and 0 too.
+fn seconds_or_zero(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(0.0) => Ok(Duration::ZERO),
+        _ => picture_server::args::seconds(text),
     }
 }
 
@@ -163,7 +159,7 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("picture-bench: {e:#}");
+            eprintln!("picture-bench: {}", picture_server::args::one_line(&e));
             ExitCode::FAILURE
         }
     }

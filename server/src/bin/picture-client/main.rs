@@ -102,7 +102,7 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("picture-client: {e:#}");
+            eprintln!("picture-client: {}", picture_server::args::one_line(&e));
             ExitCode::FAILURE
         }
     }
