@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use picture_server::web::Upstream;
 
 use crate::common::*;
@@ -202,6 +204,64 @@ async fn slow_headers_and_idle_keep_alive_connections_are_closed() {
     );
 }
 
+/// Waits until a new connection is served the page: a slot is free.
+async fn served_again(web: &WebServer) {
+    within(async {
+        loop {
+            // A connection over the limit is closed at once, which may reset it.
+            let mut stream = connect(web.addr).await;
+            let request = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+            let mut answer = Vec::new();
+            if stream.write_all(request).await.is_ok()
+                && stream.read_to_end(&mut answer).await.is_ok()
+                && answer.starts_with(b"HTTP/1.1 200")
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_client_that_asks_and_never_reads_loses_its_connection() {
+    let mut config = web_config(&www_dir(), Upstream::tcp("127.0.0.1:1"));
+    config.max_connections = 1;
+    config.request_timeout = Duration::from_secs(60);
+    config.bridge.idle_timeout = Duration::from_millis(500);
+    let web = WebServer::start(config).await;
+    // Far more of the bundle than the sockets' buffers hold, asked for and never read.
+    let mut greedy = connect(web.addr).await;
+    let request = b"GET /pkg/picture_web_bg.wasm HTTP/1.1\r\nHost: x\r\n\r\n";
+    send(&mut greedy, &request.repeat(200)).await;
+    // Its one slot comes back after the idle timeout, long before the request timeout.
+    served_again(&web).await;
+    drop(greedy);
+}
+
+#[tokio::test]
+async fn unfinished_headers_are_bounded_and_refused_early() {
+    let mut config = web_config(&www_dir(), Upstream::tcp("127.0.0.1:1"));
+    config.request_timeout = Duration::from_secs(60);
+    let web = WebServer::start(config).await;
+    let mut stream = connect(web.addr).await;
+    let mut head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: ".to_vec();
+    head.resize(400 * 1024, b'a');
+    // The server may stop reading (and close) before all of it is sent.
+    let _ = stream.write_all(&head).await;
+    let mut answer = vec![0; 256];
+    // Refused long before the 60 s request timeout: with 431, or a close.
+    let read = within(stream.read(&mut answer)).await;
+    if let Ok(n) = read {
+        assert!(
+            n == 0 || answer.starts_with(b"HTTP/1.1 431"),
+            "{}",
+            String::from_utf8_lossy(&answer[..n])
+        );
+    }
+}
+
 #[tokio::test]
 async fn connections_over_the_limit_are_closed_and_freed_slots_serve_again() {
     let web = limited_web(2, Duration::from_secs(30)).await;
@@ -210,19 +270,5 @@ async fn connections_over_the_limit_are_closed_and_freed_slots_serve_again() {
     assert!(read_to_end(&mut third).await.is_empty(), "closed at once");
     drop(held);
     // The slots come back once the server has seen those two close.
-    within(async {
-        loop {
-            let mut stream = connect(web.addr).await;
-            send(
-                &mut stream,
-                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            )
-            .await;
-            if read_to_end(&mut stream).await.starts_with(b"HTTP/1.1 200") {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    served_again(&web).await;
 }

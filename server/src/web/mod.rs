@@ -31,6 +31,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
+use tokio_io_timeout::TimeoutStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::add_extension::AddExtension;
@@ -49,6 +50,11 @@ pub use upstream::Upstream;
 /// release reaches them at once: the bundle's file names carry no version, and a page of one
 /// release with the bundle of another would not start.
 const CACHE: &str = "no-cache";
+
+/// Bytes of a request's head the server buffers; a longer head gets 431. hyper's default
+/// (about 400 KiB) let 1,024 connections with unfinished headers take 400 MB. The page's own
+/// requests need a few hundred bytes; browsers' cookies for the host a few KiB more.
+const MAX_HEADER_BUFFER: usize = 16 * 1024;
 
 /// Longest request path served; a longer one gets 414. The page's own paths are short.
 const MAX_PATH_LEN: usize = 1024;
@@ -98,6 +104,7 @@ pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: Cance
     let www = config.www.clone();
     let grace = config.shutdown_grace;
     let (max_connections, request_timeout) = (config.max_connections, config.request_timeout);
+    let stall_timeout = config.bridge.idle_timeout;
     let tracker = TaskTracker::new();
     let state = Arc::new(WebState {
         sessions: Arc::new(Semaphore::new(config.max_sessions)),
@@ -125,7 +132,11 @@ pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: Cance
         };
         let (app, shutdown) = (app.clone(), shutdown.clone());
         tracker.spawn(async move {
-            serve_http(socket, peer, app, request_timeout, shutdown).await;
+            let timeouts = HttpTimeouts {
+                request: request_timeout,
+                stall: stall_timeout,
+            };
+            serve_http(socket, peer, app, timeouts, shutdown).await;
             drop(permit);
         });
     }
@@ -140,22 +151,34 @@ pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: Cance
     }
 }
 
-/// Serves one HTTP/1.1 connection, here rather than through `axum::serve` for the timeout: a
-/// client gets `request_timeout` to send each request's headers, counted from the end of the
-/// previous response, so neither a slow sender nor an idle keep-alive connection holds its
-/// slot for long.
+/// How long an HTTP client may hold its connection without doing its part.
+#[derive(Clone, Copy)]
+struct HttpTimeouts {
+    /// To send each request's headers, counted from the end of the previous response.
+    request: Duration,
+    /// To accept any of the bytes being sent to it (the idle timeout, as over TCP).
+    stall: Duration,
+}
+
+/// Serves one HTTP/1.1 connection, here rather than through `axum::serve` for the timeouts
+/// and the header bound: neither a slow sender, nor an idle keep-alive connection, nor a
+/// client that asks and never reads holds its slot for long, and unfinished headers hold at
+/// most `MAX_HEADER_BUFFER` bytes.
 async fn serve_http(
     socket: TcpStream,
     peer: SocketAddr,
     app: Router,
-    request_timeout: Duration,
+    timeouts: HttpTimeouts,
     shutdown: CancellationToken,
 ) {
     let service = TowerToHyperService::new(AddExtension::new(app, ConnectInfo(peer)));
+    let mut socket = TimeoutStream::new(socket);
+    socket.set_write_timeout(Some(timeouts.stall));
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(request_timeout)
-        .serve_connection(TokioIo::new(socket), service)
+        .header_read_timeout(timeouts.request)
+        .max_buf_size(MAX_HEADER_BUFFER)
+        .serve_connection(TokioIo::new(Box::pin(socket)), service)
         .with_upgrades();
     let mut connection = pin!(connection);
     let result = tokio::select! {
