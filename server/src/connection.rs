@@ -18,10 +18,12 @@ use tokio::time::timeout;
 const READ_CHUNK: usize = 4096;
 
 /// How long [`Connection::close_gracefully`] waits for the peer to close.
-const LINGER_TIMEOUT: Duration = Duration::from_secs(1);
+const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How much [`Connection::close_gracefully`] reads and discards at most.
-const LINGER_MAX_BYTES: usize = 64 * 1024;
+/// How much [`Connection::close_gracefully`] reads and discards at most: more than a client
+/// pipelines ahead of its answers (64 KiB was not: a client that sent 100 KB after a
+/// malformed frame lost the picture answered before it to the reset).
+const LINGER_MAX_BYTES: usize = 1024 * 1024;
 
 /// A byte stream (a TCP socket, or an upgraded HTTP connection carrying WebSocket frames) with
 /// its buffers.

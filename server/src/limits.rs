@@ -12,8 +12,8 @@ pub const BARE_CHOICE_MAX: usize = 256;
 /// pipelined requests are waiting. Bounds the queue without giving up batching.
 pub const MAX_QUEUED_RESPONSES: usize = 64;
 
-/// Connections over the limit that may wait at once for their *busy* answer; beyond this they
-/// are closed straight away.
+/// Connections over the limit that may wait at once for their *busy* answer; one more takes
+/// the place of the one that has waited longest.
 pub const MAX_BUSY_REJECTIONS: usize = 64;
 
 /// How long a connection over the limit may take to send the request header that its *busy*

@@ -1,16 +1,17 @@
 //! The accept loop: connection limit, one task per connection, graceful shutdown.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use picture_protocol::{MAGIC, REQUEST_HEADER_LEN, peek_request_header};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::answer::{Answer, Service};
 use crate::connection::Connection;
@@ -37,7 +38,7 @@ pub async fn serve(
 ) {
     let limits = Arc::new(limits);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
-    let rejections = Arc::new(Semaphore::new(MAX_BUSY_REJECTIONS));
+    let mut rejections = Rejections::default();
     let tracker = TaskTracker::new();
     while let Some((stream, peer)) = next_connection(&listener, &shutdown).await {
         if let Ok(permit) = connections.clone().try_acquire_owned() {
@@ -46,10 +47,8 @@ pub async fn serve(
                 handle(stream, peer, &service, &limits, &shutdown).await;
                 drop(permit);
             });
-        } else if let Ok(permit) = rejections.clone().try_acquire_owned() {
-            tracker.spawn(reject_busy(stream, peer, permit));
         } else {
-            warn!(%peer, "over the connection limit: closed without an answer");
+            tracker.spawn(reject_busy(stream, peer, rejections.admit()));
         }
     }
     drop(listener);
@@ -129,25 +128,61 @@ async fn handle(
     );
 }
 
-/// Answers a connection over the limit. A framed client gets a *busy* response echoing its
-/// request id; a bare-choice client has no way to receive an error and is simply closed.
-async fn reject_busy(stream: TcpStream, peer: SocketAddr, _permit: OwnedSemaphorePermit) {
-    let mut conn = Connection::new(stream);
-    let read_header = async {
-        while conn.buffer().len() < REQUEST_HEADER_LEN
-            && conn.buffer().first().is_none_or(|&b| b == MAGIC)
-            && conn.fill().await? > 0
-        {}
-        std::io::Result::Ok(())
-    };
-    let _ = timeout(BUSY_READ_TIMEOUT, read_header).await;
-    if conn.buffer().first() == Some(&MAGIC) {
-        let (id, kind) = peek_request_header(conn.buffer()).unwrap_or((0, None));
-        if queue_answer(&mut conn, kind, id, Answer::busy()).is_ok()
-            && conn.flush(BUSY_READ_TIMEOUT).await.is_ok()
+/// The connections over the limit that wait for their first request, to be told *busy*.
+///
+/// At most [`MAX_BUSY_REJECTIONS`] wait at once, and a new one takes the place of the one that
+/// has waited longest: a fixed pool that refused newcomers once full let a few silent
+/// connections keep every client that did send its request from its answer.
+#[derive(Default)]
+struct Rejections {
+    /// Oldest first; each is cancelled once its rejection is over.
+    waiting: VecDeque<CancellationToken>,
+}
+
+impl Rejections {
+    /// Makes room for one more rejection and returns what ends it early.
+    fn admit(&mut self) -> CancellationToken {
+        self.waiting.retain(|done| !done.is_cancelled());
+        if self.waiting.len() >= MAX_BUSY_REJECTIONS
+            && let Some(oldest) = self.waiting.pop_front()
         {
-            conn.close_gracefully().await;
+            oldest.cancel();
+        }
+        let token = CancellationToken::new();
+        self.waiting.push_back(token.clone());
+        token
+    }
+}
+
+/// Answers a connection over the limit, unless `displaced` first. A framed client gets a
+/// *busy* response echoing its request id; a bare-choice client has no way to receive an
+/// error and is simply closed.
+async fn reject_busy(stream: TcpStream, peer: SocketAddr, displaced: CancellationToken) {
+    let done = displaced.clone().drop_guard();
+    let mut conn = Connection::new(stream);
+    let answer = async {
+        let read_header = async {
+            while conn.buffer().len() < REQUEST_HEADER_LEN
+                && conn.buffer().first().is_none_or(|&b| b == MAGIC)
+                && conn.fill().await? > 0
+            {}
+            std::io::Result::Ok(())
+        };
+        let _ = timeout(BUSY_READ_TIMEOUT, read_header).await;
+        if conn.buffer().first() == Some(&MAGIC) {
+            let (id, kind) = peek_request_header(conn.buffer()).unwrap_or((0, None));
+            if queue_answer(&mut conn, kind, id, Answer::busy()).is_ok()
+                && conn.flush(BUSY_READ_TIMEOUT).await.is_ok()
+            {
+                conn.close_gracefully().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = answer => info!(%peer, "connection refused: over the connection limit"),
+        () = displaced.cancelled() => {
+            debug!(%peer, "over the connection limit: closed unanswered to make room for another");
         }
     }
-    info!(%peer, "connection refused: over the connection limit");
+    drop(done);
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use picture_protocol::{Command, Kind, MAX_RESPONSE_BODY, Selector, Status, decode_response};
 use picture_server::Limits;
+use picture_server::limits::MAX_BUSY_REJECTIONS;
 use tokio::io::AsyncReadExt;
 
 use crate::common::*;
@@ -62,6 +63,29 @@ async fn garbage_after_a_good_request_answers_both() {
         (second.head.id, second.head.status),
         (2, Status::BadRequest)
     );
+}
+
+#[tokio::test]
+async fn answers_sent_before_an_error_arrive_even_when_more_input_follows() {
+    let server = TestServer::start().await;
+    let large = catalog(server.addr)
+        .await
+        .into_iter()
+        .max_by_key(|p| p.size)
+        .unwrap_or_else(|| panic!("no pictures"));
+    let mut stream = connect(server.addr).await;
+    let mut bytes = frame(1, get(Selector::Name(large.name.clone())));
+    bytes.extend_from_slice(&[0xFB, 0x01, 0x55, 0x00, 0, 0, 0, 2, 0, 0]);
+    // Input that will never be read: closing on it would reset the connection.
+    bytes.extend(std::iter::repeat_n(b'x', 100 * 1024));
+    send(&mut stream, &bytes).await;
+    // Read only once everything is sent, as a client that writes first would.
+    let mut buf = Vec::new();
+    let picture = read_response(&mut stream, &mut buf).await;
+    assert_eq!((picture.head.id, picture.head.status), (1, Status::Ok));
+    assert!(picture.body == asset_bytes(&large.name));
+    let error = read_response(&mut stream, &mut buf).await;
+    assert_eq!((error.head.id, error.head.status), (2, Status::BadRequest));
 }
 
 #[tokio::test]
@@ -228,6 +252,18 @@ async fn over_the_connection_limit_gets_busy() {
 
     // A bare-choice client over the limit is closed without bytes.
     assert!(exchange_raw(server.addr, b"1").await.is_empty());
+
+    // Silent connections waiting to be told: however many there are, a framed client that
+    // sends its request still gets its busy answer.
+    let mut silent = Vec::new();
+    for _ in 0..MAX_BUSY_REJECTIONS + 16 {
+        silent.push(connect(server.addr).await);
+    }
+    for _ in 0..10 {
+        let busy = call(server.addr, Command::Ping).await;
+        assert_eq!((busy.head.id, busy.head.status), (1, Status::Busy));
+    }
+    drop(silent);
 
     // Once a slot frees up, clients are served again.
     drop(held.pop());
