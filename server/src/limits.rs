@@ -53,3 +53,85 @@ impl Default for Limits {
         }
     }
 }
+
+/// Descriptors kept for everything but client connections: the listeners, standard streams,
+/// the database's files (five connections, each with its write-ahead log and shared memory),
+/// and a margin.
+pub const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// The connection limits that need one open file each (two for a relayed WebSocket session:
+/// its own, and its connection to the upstream server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub tcp: usize,
+    pub http: usize,
+    pub ws_sessions: usize,
+    pub relayed: bool,
+}
+
+impl ConnectionLimits {
+    /// Open files these limits need at most, with the busy rejections and the reserve.
+    pub fn descriptors(&self) -> u64 {
+        let per_session = if self.relayed { 2 } else { 1 };
+        (self.tcp + MAX_BUSY_REJECTIONS + self.http + self.ws_sessions * per_session) as u64
+            + RESERVED_DESCRIPTORS
+    }
+
+    /// These limits, lowered in proportion so that they fit in `available` open files; `None`
+    /// when they fit already. Each stays at least 1.
+    pub fn fitted_to(&self, available: u64) -> Option<ConnectionLimits> {
+        let wanted = self.descriptors();
+        if wanted <= available {
+            return None;
+        }
+        let fixed = (MAX_BUSY_REJECTIONS as u64) + RESERVED_DESCRIPTORS;
+        let room = available.saturating_sub(fixed);
+        let scale = |n: usize| match n {
+            0 => 0,
+            n => ((n as u128 * room as u128 / (wanted - fixed) as u128) as usize).max(1),
+        };
+        Some(ConnectionLimits {
+            tcp: scale(self.tcp),
+            http: scale(self.http),
+            ws_sessions: scale(self.ws_sessions),
+            relayed: self.relayed,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEFAULTS: ConnectionLimits = ConnectionLimits {
+        tcp: 1024,
+        http: 1024,
+        ws_sessions: 256,
+        relayed: false,
+    };
+
+    #[test]
+    fn limits_that_fit_are_kept() {
+        assert_eq!(DEFAULTS.descriptors(), 1024 + 64 + 1024 + 256 + 64);
+        assert_eq!(DEFAULTS.fitted_to(1 << 20), None);
+        assert_eq!(DEFAULTS.fitted_to(DEFAULTS.descriptors()), None);
+    }
+
+    #[test]
+    fn limits_that_do_not_fit_are_lowered_in_proportion() {
+        for available in [1024, 2000, 500, 129, 10] {
+            let fitted = DEFAULTS.fitted_to(available).unwrap_or(DEFAULTS);
+            assert!(fitted.tcp < DEFAULTS.tcp, "{available}: {fitted:?}");
+            assert!(fitted.tcp >= 1 && fitted.http >= 1 && fitted.ws_sessions >= 1);
+            if available > 200 {
+                assert!(fitted.descriptors() <= available, "{available}: {fitted:?}");
+            }
+        }
+        let relayed = ConnectionLimits {
+            relayed: true,
+            ..DEFAULTS
+        };
+        let fitted = relayed.fitted_to(1024).unwrap_or(relayed);
+        assert!(fitted.descriptors() <= 1024, "{fitted:?}");
+    }
+}

@@ -308,3 +308,70 @@ async fn corrupt_and_foreign_files_in_the_assets_folder_are_skipped() {
     assert_eq!(r.head.status, Status::NotFound);
     assert!(image::load_from_memory(&r.body).is_ok());
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn under_a_low_open_file_limit_the_server_says_so_and_answers_everyone() {
+    use tokio::io::AsyncBufReadExt;
+    // A hard limit of 300 open files, far below what the default limits need.
+    let mut child = tokio::process::Command::new("sh")
+        .args(["-c", "ulimit -n 300 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_picture-server"))
+        .args(["--tcp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .arg("--store")
+        .arg(format!("folder:{}", assets_dir().display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let mut errors = tokio::io::BufReader::new(stderr).lines();
+    let warning = within(async {
+        loop {
+            match errors.next_line().await {
+                Ok(Some(line)) if line.contains("open files") => return line,
+                Ok(Some(_)) => {}
+                other => panic!("no warning about open files: {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        warning.contains("only 300 open files allowed") && warning.contains("TCP connections"),
+        "{warning}"
+    );
+    let banner = within(tokio::io::BufReader::new(stdout).lines().next_line())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("server printed nothing"));
+    let addr: std::net::SocketAddr = banner
+        .rsplit("tcp://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+
+    // More clients than descriptors, all connected at once: each is served or told busy.
+    let mut held = Vec::new();
+    let (mut served, mut busy) = (0, 0);
+    for id in 0..400 {
+        let mut stream = connect(addr).await;
+        send(&mut stream, &frame(id, Command::Ping)).await;
+        let r = read_response(&mut stream, &mut Vec::new()).await;
+        match r.head.status {
+            Status::Ok => served += 1,
+            Status::Busy => busy += 1,
+            other => panic!("client {id} got {other:?}"),
+        }
+        held.push(stream);
+    }
+    assert!(served > 0 && busy > 0, "served {served}, busy {busy}");
+    drop(held);
+    let mut attempts = 0;
+    while call(addr, Command::Ping).await.head.status != Status::Ok {
+        attempts += 1;
+        assert!(attempts < 1000, "never served again");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -23,7 +23,7 @@ use picture_server::Limits;
 use picture_server::access::AdminToken;
 use picture_server::answer::Service;
 use picture_server::args;
-use picture_server::limits::DEFAULT_MAX_UPLOAD_SIZE;
+use picture_server::limits::{ConnectionLimits, DEFAULT_MAX_UPLOAD_SIZE};
 use picture_server::store::{
     DEFAULT_CACHE_SIZE, MAX_PICTURE_BYTES, Store, StoreOptions, StoreUrl, UploadRules, export,
 };
@@ -220,7 +220,14 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let tasks = match cli.command {
         None => start_server(cli.serve, &shutdown).await?,
-        Some(Command::Bridge { upstream, web }) => {
+        Some(Command::Bridge { upstream, mut web }) => {
+            let fitted = fit_to_open_files(ConnectionLimits {
+                tcp: 0,
+                http: web.max_http_connections,
+                ws_sessions: web.max_ws_sessions,
+                relayed: true,
+            });
+            (web.max_http_connections, web.max_ws_sessions) = (fitted.http, fitted.ws_sessions);
             vec![start_web(&web, Upstream::tcp(upstream), &shutdown).await?]
         }
         Some(Command::Import { dir, store }) => {
@@ -262,9 +269,18 @@ async fn main() -> anyhow::Result<()> {
 
 /// The picture server on TCP, and the page with its bridge.
 async fn start_server(
-    args: ServeArgs,
+    mut args: ServeArgs,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let wanted = ConnectionLimits {
+        tcp: args.max_connections,
+        http: args.web.max_http_connections,
+        ws_sessions: args.web.max_ws_sessions,
+        relayed: args.upstream.is_some(),
+    };
+    let fitted = fit_to_open_files(wanted);
+    args.max_connections = fitted.tcp;
+    (args.web.max_http_connections, args.web.max_ws_sessions) = (fitted.http, fitted.ws_sessions);
     let token = match (&args.admin_token, &args.admin_token_file) {
         (Some(token), _) => Some(token.clone()),
         (None, Some(path)) => Some(
@@ -334,6 +350,36 @@ async fn start_server(
     ));
     let web = start_web(&web_args, upstream, shutdown).await?;
     Ok(vec![tcp, web])
+}
+
+/// Raises the soft limit on open files as far as the hard limit allows, and lowers the
+/// connection limits (saying so) if they still need more: otherwise accept would fail once
+/// the descriptors run out, and clients would hang with no answer at all.
+fn fit_to_open_files(wanted: ConnectionLimits) -> ConnectionLimits {
+    let available = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(available) => available,
+        Err(e) => {
+            tracing::warn!("cannot read the limit on open files: {e}");
+            return wanted;
+        }
+    };
+    let Some(fitted) = wanted.fitted_to(available) else {
+        return wanted;
+    };
+    let tcp = match fitted.tcp {
+        0 => String::new(),
+        n => format!("{n} TCP connections, "),
+    };
+    eprintln!(
+        "picture-server: only {available} open files allowed, {} needed: serving at most {tcp}{} \
+         HTTP connections and {} WebSocket sessions (raise the limit, e.g. `ulimit -n {}`, for \
+         the configured ones)",
+        wanted.descriptors(),
+        fitted.http,
+        fitted.ws_sessions,
+        wanted.descriptors(),
+    );
+    fitted
 }
 
 async fn start_web(
