@@ -423,3 +423,84 @@ async fn bridge_binary_takes_its_settings_from_the_environment() {
         other => panic!("expected 403, got {:?}", other.map(|_| "a session")),
     }
 }
+
+/// Resident memory of a process now, from /proc (Linux).
+#[cfg(target_os = "linux")]
+fn rss_kib(pid: u32) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_else(|e| panic!("{e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_relaying_bridge_holds_at_most_256_kib_for_a_session_that_never_reads() {
+    use tokio::io::AsyncBufReadExt;
+    const SESSIONS: u64 = 128;
+    let server = TestServer::start().await;
+    let large = catalog(server.addr)
+        .await
+        .into_iter()
+        .max_by_key(|p| p.size)
+        .unwrap_or_else(|| panic!("no pictures"));
+    let mut bridge = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
+        .args(["bridge", "--http-addr", "127.0.0.1:0", "--upstream"])
+        .arg(server.addr.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pid = bridge.id().unwrap_or_else(|| panic!("no pid"));
+    let stdout = bridge.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let banner = within(tokio::io::BufReader::new(stdout).lines().next_line())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("bridge printed nothing"));
+    let addr = banner
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    let url = format!("ws://{addr}/ws");
+    // Warm up: one session fetches the picture whole.
+    let mut warm = open(&url, None).await.unwrap_or_else(|e| panic!("{e}"));
+    let name = Selector::Name(large.name.clone());
+    assert_eq!(
+        exchange(&mut warm, frame(1, get(name.clone())))
+            .await
+            .head
+            .status,
+        Status::Ok
+    );
+    let before = rss_kib(pid);
+
+    let mut greedy = Vec::new();
+    for _ in 0..SESSIONS {
+        let mut socket = open(&url, None).await.unwrap_or_else(|e| panic!("{e}"));
+        let request = Message::Binary(Bytes::from(frame(1, get(name.clone()))));
+        socket
+            .send(request)
+            .await
+            .unwrap_or_else(|e| panic!("send: {e}"));
+        greedy.push(socket);
+    }
+    // Until the bridge has taken all it will take: its memory stops growing.
+    let mut last = rss_kib(pid);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = rss_kib(pid);
+        if now <= last + 64 {
+            break;
+        }
+        last = now;
+    }
+    let per_session = rss_kib(pid).saturating_sub(before) / SESSIONS;
+    assert!(per_session <= 300, "{per_session} KiB per session");
+    eprintln!("{per_session} KiB per session");
+    drop(greedy);
+}

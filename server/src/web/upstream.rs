@@ -23,8 +23,10 @@ use crate::answer::Service;
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The largest piece relayed at once. Gathering this much before writing keeps system calls
-/// few (a 100 KB picture goes out in one write) while bounding a session's buffer.
-const RELAY_CHUNK: usize = 256 * 1024;
+/// few (a 100 KB picture goes out in one write) while bounding a session's memory: the piece
+/// being sent to a browser that does not read, and the next one being read, at most twice
+/// this (256 KiB) in all.
+const RELAY_CHUNK: usize = 128 * 1024;
 
 /// What answers the requests the bridge has checked. Never chosen by the browser.
 #[derive(Clone)]
@@ -111,7 +113,7 @@ impl TcpUpstream {
             if let Some(head) = ResponseHead::decode(&self.buffer, MAX_RESPONSE_BODY)? {
                 return Ok(head.frame_len());
             }
-            self.fill().await?;
+            self.fill(RELAY_CHUNK).await?;
         }
     }
 
@@ -119,14 +121,16 @@ impl TcpUpstream {
     pub async fn next_piece(&mut self, remaining: usize) -> Result<Bytes, UpstreamError> {
         let want = remaining.min(RELAY_CHUNK);
         while self.buffer.len() < want {
-            self.fill().await?;
+            self.fill(want - self.buffer.len()).await?;
         }
         Ok(self.buffer.split_to(want).freeze())
     }
 
-    async fn fill(&mut self) -> Result<(), UpstreamError> {
-        // Reclaims the buffer's memory when the pieces handed out before have been dropped.
-        self.buffer.reserve(RELAY_CHUNK);
+    /// Reads at least one more byte, into room for `wanted` more. Asking for no more than the
+    /// piece needs keeps a new allocation (while the piece before is still being sent) to the
+    /// size of one piece; the buffer's memory is reused once the pieces before are dropped.
+    async fn fill(&mut self, wanted: usize) -> Result<(), UpstreamError> {
+        self.buffer.reserve(wanted.max(1));
         match timeout(UPSTREAM_TIMEOUT, self.stream.read_buf(&mut self.buffer)).await {
             Err(_) => Err(UpstreamError::Timeout),
             Ok(Ok(0)) => Err(UpstreamError::Closed),
