@@ -13,7 +13,8 @@
 //!   that applies the write policy of [`access`] to the [`store`].
 //! * [`store`]: the catalog and the picture bytes (SQLite database or read-only folder), the
 //!   checks uploads pass, and the feed of changes.
-//! * [`limits`]: every bound a client is held to.
+//! * [`limits`]: every bound a client is held to; `per_ip`: the caps per client address;
+//!   `refusals`: warnings about refused clients, at most one line per interval.
 //! * [`client`]: the framed-protocol client (TCP or WebSocket) used by `picture-client`.
 //! * [`web`]: the HTTP server for the browser page and the WebSocket bridge that answers the
 //!   page's requests from the same store, or forwards them to a picture server over TCP.
@@ -28,6 +29,8 @@ pub mod args;
 pub mod client;
 mod connection;
 pub mod limits;
+mod per_ip;
+mod refusals;
 pub mod server;
 mod session;
 pub mod shutdown;

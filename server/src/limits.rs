@@ -24,6 +24,9 @@ pub const BUSY_READ_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct Limits {
     /// Connections served at once; further ones get a *busy* answer.
     pub max_connections: usize,
+    /// Connections served at once for one client address (an IPv6 /64); further ones from it
+    /// get a *busy* answer.
+    pub max_connections_per_ip: usize,
     /// How long a connection may sit between requests, or a peer may accept no bytes, before
     /// it is closed.
     pub idle_timeout: Duration,
@@ -38,6 +41,10 @@ pub struct Limits {
     pub max_upload_size: usize,
 }
 
+/// Default for [`Limits::max_connections_per_ip`]: enough for a browser's or a benchmark's
+/// connections, a sixteenth of the whole.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
+
 /// Default for [`Limits::max_upload_size`]: 32 MiB.
 pub const DEFAULT_MAX_UPLOAD_SIZE: usize = 32 * 1024 * 1024;
 
@@ -45,6 +52,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 1024,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             idle_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(10),
             max_request_payload: MAX_REQUEST_PAYLOAD,

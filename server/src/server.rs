@@ -1,4 +1,5 @@
-//! The accept loop: connection limit, one task per connection, graceful shutdown.
+//! The accept loop: connection limits (in all and per client address), one task per
+//! connection, graceful shutdown.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -16,6 +17,8 @@ use tracing::{debug, info, warn};
 use crate::answer::{Answer, Service};
 use crate::connection::Connection;
 use crate::limits::{BUSY_READ_TIMEOUT, Limits, MAX_BUSY_REJECTIONS};
+use crate::per_ip::PerIp;
+use crate::refusals::{REFUSALS, Refusal};
 use crate::session::{self, Mode, Stats, queue_answer};
 
 /// Pause after a failed accept (out of file descriptors, say) before trying again, so the loop
@@ -38,18 +41,25 @@ pub async fn serve(
 ) {
     let limits = Arc::new(limits);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let per_ip = PerIp::new(limits.max_connections_per_ip);
     let mut rejections = Rejections::default();
     let tracker = TaskTracker::new();
     while let Some((stream, peer)) = next_connection(&listener, &shutdown).await {
-        if let Ok(permit) = connections.clone().try_acquire_owned() {
-            let (service, limits, shutdown) = (service.clone(), limits.clone(), shutdown.clone());
-            tracker.spawn(async move {
-                handle(stream, peer, &service, &limits, &shutdown).await;
-                drop(permit);
-            });
-        } else {
+        let Some(ip_slot) = per_ip.try_acquire(peer.ip()) else {
+            REFUSALS.refused(Refusal::TcpPerIp, peer);
             tracker.spawn(reject_busy(stream, peer, rejections.admit()));
-        }
+            continue;
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            REFUSALS.refused(Refusal::TcpBusy, peer);
+            tracker.spawn(reject_busy(stream, peer, rejections.admit()));
+            continue;
+        };
+        let (service, limits, shutdown) = (service.clone(), limits.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            handle(stream, peer, &service, &limits, &shutdown).await;
+            drop((permit, ip_slot));
+        });
     }
     drop(listener);
     tracker.close();
@@ -179,7 +189,7 @@ async fn reject_busy(stream: TcpStream, peer: SocketAddr, displaced: Cancellatio
         }
     };
     tokio::select! {
-        () = answer => info!(%peer, "connection refused: over the connection limit"),
+        () = answer => debug!(%peer, "connection refused: over the connection limit"),
         () = displaced.cancelled() => {
             debug!(%peer, "over the connection limit: closed unanswered to make room for another");
         }

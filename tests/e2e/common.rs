@@ -158,6 +158,18 @@ pub async fn connect(addr: SocketAddr) -> TcpStream {
         .unwrap_or_else(|e| panic!("connect: {e}"))
 }
 
+/// Connects to `addr` from another loopback address (Linux answers all of 127.0.0.0/8), as
+/// a second client machine would.
+pub async fn connect_from(source: [u8; 4], addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
+    socket
+        .bind(SocketAddr::from((source, 0)))
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    within(socket.connect(addr))
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"))
+}
+
 /// Awaits `f`, failing the test if it takes longer than [`PATIENCE`].
 pub async fn within<F: std::future::Future>(f: F) -> F::Output {
     tokio::time::timeout(PATIENCE, f)
@@ -256,8 +268,12 @@ pub fn web_config(www: &Path, upstream: Upstream) -> WebConfig {
         },
         origins: OriginPolicy::default(),
         max_connections: 1024,
+        max_connections_per_ip: 64,
         request_timeout: Duration::from_secs(10),
         max_sessions: 256,
+        // The binary's default is 16; these tests open up to 64 sessions from loopback (the
+        // per-address caps have tests of their own).
+        max_sessions_per_ip: 64,
         max_message: 64 * 1024,
         shutdown_grace: Duration::from_secs(10),
     }

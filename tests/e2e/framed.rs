@@ -3,6 +3,8 @@
 use picture_protocol::{CATALOG_MIME, Command, Kind, Selector, Status};
 use sha2::{Digest, Sha256};
 
+use picture_server::Limits;
+
 use crate::common::*;
 
 #[tokio::test]
@@ -147,7 +149,12 @@ async fn pipelined_requests_come_back_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_clients_all_succeed() {
-    let server = TestServer::start().await;
+    // They all come from loopback: as many as there are, from one address.
+    let limits = Limits {
+        max_connections_per_ip: 200,
+        ..Limits::default()
+    };
+    let server = TestServer::start_with(&assets_dir(), limits).await;
     let pictures = catalog(server.addr).await;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..200usize {

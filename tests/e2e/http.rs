@@ -263,6 +263,34 @@ async fn unfinished_headers_are_bounded_and_refused_early() {
 }
 
 #[tokio::test]
+async fn one_address_over_its_http_limit_gets_503_and_others_are_served() {
+    let mut config = web_config(&www_dir(), Upstream::tcp("127.0.0.1:1"));
+    config.max_connections_per_ip = 2;
+    let web = WebServer::start(config).await;
+    let held = [connect(web.addr).await, connect(web.addr).await];
+    let mut third = connect(web.addr).await;
+    let answer = read_to_end(&mut third).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("from your address"), "{answer}");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_default();
+    assert!(
+        head.contains(&format!("content-length: {}", body.len())),
+        "{answer}"
+    );
+
+    let mut other = connect_from([127, 0, 0, 2], web.addr).await;
+    send(
+        &mut other,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(read_to_end(&mut other).await.starts_with(b"HTTP/1.1 200"));
+    drop(held);
+    served_again(&web).await;
+}
+
+#[tokio::test]
 async fn connections_over_the_limit_are_closed_and_freed_slots_serve_again() {
     let web = limited_web(2, Duration::from_secs(30)).await;
     let held = [connect(web.addr).await, connect(web.addr).await];

@@ -281,6 +281,40 @@ async fn over_the_connection_limit_gets_busy() {
 }
 
 #[tokio::test]
+async fn one_address_cannot_take_every_slot() {
+    let limits = Limits {
+        max_connections_per_ip: 2,
+        ..Limits::default()
+    };
+    let server = TestServer::start_with(&assets_dir(), limits).await;
+    let mut held = Vec::new();
+    for id in 0..2 {
+        let mut stream = connect(server.addr).await;
+        send(&mut stream, &frame(id, Command::Ping)).await;
+        let r = read_response(&mut stream, &mut Vec::new()).await;
+        assert_eq!(r.head.status, Status::Ok);
+        held.push(stream);
+    }
+    // A third from the same address is told busy, with its request's id.
+    let busy = call(server.addr, get(Selector::Number(1))).await;
+    assert_eq!((busy.head.id, busy.head.status), (1, Status::Busy));
+    assert!(!busy.text().is_empty());
+    // Another address is served.
+    let mut other = connect_from([127, 0, 0, 2], server.addr).await;
+    send(&mut other, &frame(7, Command::Ping)).await;
+    let r = read_response(&mut other, &mut Vec::new()).await;
+    assert_eq!((r.head.id, r.head.status), (7, Status::Ok));
+    // And the address's slots come back as its connections close.
+    drop(held);
+    let mut attempts = 0;
+    while call(server.addr, Command::Ping).await.head.status != Status::Ok {
+        attempts += 1;
+        assert!(attempts < 1000, "the address's slots never came back");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
 async fn corrupt_and_foreign_files_in_the_assets_folder_are_skipped() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let good_name = manifest_names().remove(0);

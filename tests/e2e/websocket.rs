@@ -319,6 +319,41 @@ async fn sessions_over_the_limit_get_503() {
 }
 
 #[tokio::test]
+async fn one_address_over_its_session_limit_gets_503_and_others_are_served() {
+    let server = TestServer::start().await;
+    let mut config = web_config(&www_dir(), server.local());
+    config.max_sessions_per_ip = 2;
+    let web = WebServer::start(config).await;
+    let _a = open_ok(&web).await;
+    let _b = open_ok(&web).await;
+    match open(&web.ws_url(), Some(&web.origin())).await {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default());
+            assert!(body.contains("from your address"), "{body}");
+        }
+        other => panic!("expected 503, got {:?}", other.map(|_| "a session")),
+    }
+    // A session from another address is served.
+    let stream = connect_from([127, 0, 0, 2], web.addr).await;
+    let mut request = web
+        .ws_url()
+        .into_client_request()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let origin = web.origin().parse().unwrap_or_else(|e| panic!("{e}"));
+    request.headers_mut().insert("origin", origin);
+    let (mut other, _) = within(tokio_tungstenite::client_async(request, stream))
+        .await
+        .unwrap_or_else(|e| panic!("handshake: {e}"));
+    other
+        .send(Message::Binary(Bytes::from(frame(3, Command::Ping))))
+        .await
+        .unwrap_or_else(|e| panic!("send: {e}"));
+    let reply = within(other.next()).await;
+    assert!(matches!(reply, Some(Ok(Message::Binary(_)))), "{reply:?}");
+}
+
+#[tokio::test]
 async fn idle_sessions_are_pinged_and_dead_ones_closed() {
     let server = TestServer::start().await;
     let mut config = web_config(&www_dir(), server.local());
@@ -448,7 +483,14 @@ async fn a_relaying_bridge_holds_at_most_256_kib_for_a_session_that_never_reads(
         .max_by_key(|p| p.size)
         .unwrap_or_else(|| panic!("no pictures"));
     let mut bridge = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
-        .args(["bridge", "--http-addr", "127.0.0.1:0", "--upstream"])
+        .args([
+            "bridge",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--max-ws-sessions-per-ip",
+            "200",
+        ])
+        .arg("--upstream")
         .arg(server.addr.to_string())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

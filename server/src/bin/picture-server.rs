@@ -23,7 +23,9 @@ use picture_server::Limits;
 use picture_server::access::AdminToken;
 use picture_server::answer::Service;
 use picture_server::args;
-use picture_server::limits::{ConnectionLimits, DEFAULT_MAX_UPLOAD_SIZE};
+use picture_server::limits::{
+    ConnectionLimits, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_UPLOAD_SIZE,
+};
 use picture_server::store::{
     DEFAULT_CACHE_SIZE, MAX_PICTURE_BYTES, Store, StoreOptions, StoreUrl, UploadRules, export,
 };
@@ -138,6 +140,9 @@ struct ServeArgs {
     /// Connections served at once; more get a "busy" answer.
     #[arg(long, env = "PICTURE_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections, value_parser = args::within(1, MAX_CONNECTIONS))]
     max_connections: usize,
+    /// Connections served at once for one client address (IPv6: one /64); more get "busy".
+    #[arg(long, env = "PICTURE_MAX_CONNECTIONS_PER_IP", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_IP, value_parser = args::within(1, MAX_CONNECTIONS))]
+    max_connections_per_ip: usize,
     /// Picture server the bridge forwards to over TCP, HOST:PORT [default: none; the bridge
     /// answers from this process's own pictures].
     #[arg(long, env = "PICTURE_UPSTREAM")]
@@ -169,9 +174,15 @@ struct WebArgs {
     /// closed.
     #[arg(long, env = "PICTURE_MAX_HTTP_CONNECTIONS", default_value_t = 1024, value_parser = args::within(1, MAX_CONNECTIONS))]
     max_http_connections: usize,
+    /// HTTP connections at once from one client address (IPv6: one /64); more get 503.
+    #[arg(long, env = "PICTURE_MAX_HTTP_CONNECTIONS_PER_IP", default_value_t = 64, value_parser = args::within(1, MAX_CONNECTIONS))]
+    max_http_connections_per_ip: usize,
     /// WebSocket sessions at once; more are refused with 503.
     #[arg(long, env = "PICTURE_MAX_WS_SESSIONS", default_value_t = 256, value_parser = args::within(1, MAX_CONNECTIONS))]
     max_ws_sessions: usize,
+    /// WebSocket sessions at once from one client address (IPv6: one /64); more get 503.
+    #[arg(long, env = "PICTURE_MAX_WS_SESSIONS_PER_IP", default_value_t = 16, value_parser = args::within(1, MAX_CONNECTIONS))]
+    max_ws_sessions_per_ip: usize,
     /// Largest WebSocket message accepted, in bytes.
     #[arg(long, env = "PICTURE_MAX_WS_MESSAGE", default_value_t = 64 * 1024, value_parser = args::within(MIN_WS_MESSAGE, MAX_PICTURE_BYTES))]
     max_ws_message: usize,
@@ -329,6 +340,7 @@ async fn start_server(
     }
     let limits = Limits {
         max_connections: args.max_connections,
+        max_connections_per_ip: args.max_connections_per_ip,
         idle_timeout: args.web.idle_timeout,
         request_timeout: args.web.request_timeout,
         max_request_payload: args.web.max_request_size,
@@ -408,8 +420,10 @@ async fn start_web(
         },
         origins: OriginPolicy::new(args.allow_origins.iter().cloned()),
         max_connections: args.max_http_connections,
+        max_connections_per_ip: args.max_http_connections_per_ip,
         request_timeout: args.request_timeout,
         max_sessions: args.max_ws_sessions,
+        max_sessions_per_ip: args.max_ws_sessions_per_ip,
         max_message: args.max_ws_message,
         shutdown_grace: args.shutdown_grace,
     };

@@ -24,6 +24,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
 use hyper::server::conn::http1;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -40,6 +41,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::{debug, warn};
 
 use crate::connection::Connection;
+use crate::limits::{BUSY_READ_TIMEOUT, MAX_BUSY_REJECTIONS};
+use crate::per_ip::PerIp;
+use crate::refusals::{REFUSALS, Refusal};
 use crate::server::next_connection;
 
 pub use bridge::BridgeConfig;
@@ -78,11 +82,15 @@ pub struct WebConfig {
     /// HTTP connections at once; further ones are closed. An upgraded connection counts
     /// against `max_sessions` instead.
     pub max_connections: usize,
+    /// HTTP connections at once from one client address; further ones get 503.
+    pub max_connections_per_ip: usize,
     /// How long a client may take to send a request's headers, and how long a kept-alive
     /// connection may sit idle.
     pub request_timeout: Duration,
     /// WebSocket sessions at once; further handshakes get 503.
     pub max_sessions: usize,
+    /// WebSocket sessions at once from one client address; further handshakes get 503.
+    pub max_sessions_per_ip: usize,
     /// Largest WebSocket message accepted; a larger one ends the session.
     pub max_message: usize,
     /// How long shutdown waits for HTTP requests and WebSocket sessions to finish what they
@@ -93,6 +101,7 @@ pub struct WebConfig {
 struct WebState {
     config: WebConfig,
     sessions: Arc<Semaphore>,
+    sessions_per_ip: Arc<PerIp>,
     /// HTTP connections and the WebSocket sessions they upgrade to, which shutdown waits for.
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -106,8 +115,10 @@ pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: Cance
     let (max_connections, request_timeout) = (config.max_connections, config.request_timeout);
     let stall_timeout = config.bridge.idle_timeout;
     let tracker = TaskTracker::new();
+    let connections_per_ip = PerIp::new(config.max_connections_per_ip);
     let state = Arc::new(WebState {
         sessions: Arc::new(Semaphore::new(config.max_sessions)),
+        sessions_per_ip: PerIp::new(config.max_sessions_per_ip),
         config,
         tracker: tracker.clone(),
         shutdown: shutdown.clone(),
@@ -125,9 +136,21 @@ pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: Cance
             CONTENT_SECURITY_POLICY_VALUE,
         ));
     let connections = Arc::new(Semaphore::new(max_connections));
+    let refusals = Arc::new(Semaphore::new(MAX_BUSY_REJECTIONS));
     while let Some((socket, peer)) = next_connection(&listener, &shutdown).await {
+        let Some(ip_slot) = connections_per_ip.try_acquire(peer.ip()) else {
+            REFUSALS.refused(Refusal::HttpPerIp, peer);
+            // Told why, unless too many are being told already.
+            if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                tracker.spawn(async move {
+                    refuse_http(socket).await;
+                    drop(permit);
+                });
+            }
+            continue;
+        };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
-            warn!(%peer, "over the HTTP connection limit: closed");
+            REFUSALS.refused(Refusal::HttpBusy, peer);
             continue;
         };
         let (app, shutdown) = (app.clone(), shutdown.clone());
@@ -137,7 +160,7 @@ pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: Cance
                 stall: stall_timeout,
             };
             serve_http(socket, peer, app, timeouts, shutdown).await;
-            drop(permit);
+            drop((permit, ip_slot));
         });
     }
     drop(listener);
@@ -148,6 +171,21 @@ pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: Cance
             "shutdown grace period over: closing the remaining HTTP connections and WebSocket \
              sessions"
         );
+    }
+}
+
+/// The answer to an HTTP connection over its address's limit.
+const PER_IP_REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+    content-type: text/plain; charset=utf-8\r\ncontent-length: 64\r\nretry-after: 1\r\n\
+    connection: close\r\n\r\n\
+    too many connections from your address at once; try again later\n";
+
+/// Answers 503 without reading the request, then closes without resetting the connection.
+async fn refuse_http(socket: TcpStream) {
+    let mut conn = Connection::new(socket);
+    conn.queue(Bytes::from_static(PER_IP_REFUSAL));
+    if conn.flush(BUSY_READ_TIMEOUT).await.is_ok() {
+        conn.close_gracefully().await;
     }
 }
 
@@ -230,7 +268,8 @@ async fn websocket(
 ) -> Response {
     let headers = request.headers();
     if let Err(reason) = state.config.origins.check(headers) {
-        warn!(%peer, "WebSocket refused: {reason}");
+        REFUSALS.refused(Refusal::Origin, peer);
+        debug!(%peer, "WebSocket refused: {reason}");
         return (StatusCode::FORBIDDEN, reason).into_response();
     }
     let accept = match websocket::accept_key(headers) {
@@ -240,8 +279,16 @@ async fn websocket(
     let Some(on_upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
         return (StatusCode::BAD_REQUEST, "connection cannot be upgraded").into_response();
     };
+    let Some(ip_slot) = state.sessions_per_ip.try_acquire(peer.ip()) else {
+        REFUSALS.refused(Refusal::WsPerIp, peer);
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many WebSocket sessions from your address at once; try again later",
+        )
+            .into_response();
+    };
     let Ok(permit) = state.sessions.clone().try_acquire_owned() else {
-        warn!(%peer, "WebSocket refused: too many sessions");
+        REFUSALS.refused(Refusal::WsBusy, peer);
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "too many WebSocket sessions; try again later",
@@ -269,7 +316,7 @@ async fn websocket(
             }
             Err(e) => warn!(%peer, "WebSocket upgrade failed: {e}"),
         }
-        drop(permit);
+        drop((permit, ip_slot));
     });
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
