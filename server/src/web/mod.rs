@@ -1,5 +1,7 @@
 //! The HTTP side: the page, its wasm bundle, and the WebSocket bridge at `/ws`, served over
-//! HTTP/1.1 with a bound on connections and on how long a request may take to arrive.
+//! HTTP/1.1 with bounds on connections and sessions (in all and per client address), on the
+//! size of a request's head, and on how long a client may take to send a request or to
+//! accept an answer.
 
 mod bridge;
 mod origin;
