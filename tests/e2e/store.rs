@@ -181,6 +181,47 @@ async fn a_newer_schema_is_refused_with_a_clear_message() {
 }
 
 #[tokio::test]
+async fn replaced_and_deleted_pictures_leave_the_cache() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = open(&dir.path().join("pictures.db"));
+    // Contents no shipped picture has (those are in the store already).
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/gps-rotated.jpg");
+    let first = Bytes::from(std::fs::read(fixture).unwrap_or_else(|e| panic!("{e}")));
+    let mut png = Vec::new();
+    image::RgbImage::from_pixel(4, 4, image::Rgb([200, 10, 10]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let second = Bytes::from(png);
+    let base = store.cached_bytes();
+    let put = |bytes: Bytes, replace| store.put("cached", "", replace, bytes);
+    let stored = put(first.clone(), false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(store.cached_bytes(), base + u64::from(stored.size));
+    // The first content is no one's any more: its room goes to the second.
+    let replaced = put(second, true).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(store.cached_bytes(), base + u64::from(replaced.size));
+    store
+        .delete(&Selector::Name("cached".into()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(store.cached_bytes(), base);
+    // Content another name still shows stays.
+    put(first.clone(), false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let twin = store
+        .put("twin", "", false, first)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .delete(&Selector::Name("cached".into()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(store.cached_bytes(), base + u64::from(twin.size));
+}
+
+#[tokio::test]
 async fn a_small_cache_still_serves_every_picture() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let url = StoreUrl::Sqlite(dir.path().join("pictures.db"));

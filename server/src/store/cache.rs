@@ -66,6 +66,15 @@ impl ByteCache {
         self.0.insert(sha256, bytes);
     }
 
+    /// Bytes held.
+    pub fn weight(&self) -> u64 {
+        self.0.weight()
+    }
+
+    pub fn remove(&self, sha256: &[u8; 32]) {
+        self.0.remove(sha256);
+    }
+
     /// The bytes for `sha256`, read with `read` on a miss; concurrent misses for one key wait
     /// for the first one's read instead of reading again. Blocks: call it off the runtime.
     pub fn get_or_read<E>(
@@ -87,7 +96,7 @@ mod tests {
         for n in 0..64u8 {
             cache.insert([n; 32], Bytes::from(vec![n; 64 * 1024]));
         }
-        assert!(cache.0.weight() <= 1024 * 1024, "{}", cache.0.weight());
+        assert!(cache.weight() <= 1024 * 1024, "{}", cache.weight());
         // An entry larger than the whole bound is never admitted.
         cache.insert([255; 32], Bytes::from(vec![0; 2 * 1024 * 1024]));
         assert!(cache.get(&[255; 32]).is_none());

@@ -18,12 +18,12 @@
 mod cache;
 pub mod catalog;
 mod folder;
-mod manifest;
+pub(crate) mod manifest;
 mod metadata;
 mod picture;
 mod sqlite;
 mod transfer;
-mod upload;
+pub(crate) mod upload;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -328,6 +328,14 @@ impl Store {
         matches!(self.backend, Backend::Sqlite { .. })
     }
 
+    /// Bytes of pictures the cache holds (0 for a folder store, which holds every picture).
+    pub fn cached_bytes(&self) -> u64 {
+        match &self.backend {
+            Backend::Sqlite { cache, .. } => cache.weight(),
+            Backend::Folder(_) => 0,
+        }
+    }
+
     /// Change notices from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.published.changes.subscribe()
@@ -516,12 +524,25 @@ impl Store {
     ) -> Result<Option<Arc<PictureInfo>>, WriteError> {
         let published = self.published.clone();
         let expected = before.version();
+        let dropped = match &edit {
+            Edit::Replace(index, _) | Edit::Remove(index) => {
+                before.entries().get(*index).map(|old| old.sha256)
+            }
+            _ => None,
+        };
         let done = blocking(move || {
             db.apply(&edit, content.as_deref(), expected, |version| {
                 published.publish(&before, &edit, version, kind, name)
             })
         })
         .await??;
+        if let (Some(sha256), Backend::Sqlite { cache, .. }) = (dropped, &self.backend) {
+            // Bytes no name shows any more are not worth their room in the cache.
+            let catalog = self.published.catalog.load();
+            if !catalog.entries().iter().any(|entry| entry.sha256 == sha256) {
+                cache.remove(&sha256);
+            }
+        }
         Ok(done)
     }
 
