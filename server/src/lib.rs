@@ -20,6 +20,7 @@
 //!   page's requests from the same store, or forwards them to a picture server over TCP.
 //! * [`shutdown`]: Ctrl-C and SIGTERM as one future.
 //! * [`args`]: argument errors as one line and exit code 1, for the binaries.
+//! * `fuzzing` (only with the `fuzzing` feature): the entry points of the fuzz targets.
 
 #![forbid(unsafe_code)]
 
@@ -28,6 +29,8 @@ pub mod answer;
 pub mod args;
 pub mod client;
 mod connection;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod limits;
 mod per_ip;
 mod refusals;

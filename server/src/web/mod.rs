@@ -3,7 +3,7 @@
 //! size of a request's head, and on how long a client may take to send a request or to
 //! accept an answer.
 
-mod bridge;
+pub(crate) mod bridge;
 mod origin;
 mod upstream;
 mod websocket;
