@@ -19,6 +19,32 @@ async fn assert_still_serving(server: &TestServer) {
     assert!(r.body == asset_bytes(&first.name));
 }
 
+/// `n` framed clients, each served once and kept open: they hold `n` slots.
+async fn hold_served(addr: std::net::SocketAddr, n: u32) -> Vec<tokio::net::TcpStream> {
+    let mut held = Vec::new();
+    for id in 0..n {
+        let mut stream = connect(addr).await;
+        send(&mut stream, &frame(id, Command::Ping)).await;
+        let r = read_response(&mut stream, &mut Vec::new()).await;
+        assert_eq!(r.head.status, Status::Ok);
+        held.push(stream);
+    }
+    held
+}
+
+/// Waits until a new client is served again; until then every answer is *busy*.
+async fn served_again(addr: std::net::SocketAddr) {
+    for _ in 0..1000 {
+        let r = call(addr, Command::Ping).await;
+        if r.head.status == Status::Ok {
+            return;
+        }
+        assert_eq!(r.head.status, Status::Busy);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("no slot came back");
+}
+
 #[tokio::test]
 async fn garbage_after_the_magic_byte_gets_bad_request_and_close() {
     let server = TestServer::start().await;
@@ -237,14 +263,7 @@ async fn over_the_connection_limit_gets_busy() {
     };
     let server = TestServer::start_with(&assets_dir(), limits).await;
     // Two clients hold both slots (each has been served once, so both are accepted).
-    let mut held = Vec::new();
-    for id in 0..2 {
-        let mut stream = connect(server.addr).await;
-        send(&mut stream, &frame(id, Command::Ping)).await;
-        let r = read_response(&mut stream, &mut Vec::new()).await;
-        assert_eq!(r.head.status, Status::Ok);
-        held.push(stream);
-    }
+    let mut held = hold_served(server.addr, 2).await;
     let busy = call(server.addr, get(Selector::Number(1))).await;
     assert_eq!(busy.head.status, Status::Busy);
     assert_eq!((busy.head.id, busy.head.kind), (1, Some(Kind::Get)));
@@ -267,17 +286,7 @@ async fn over_the_connection_limit_gets_busy() {
 
     // Once a slot frees up, clients are served again.
     drop(held.pop());
-    let mut attempts = 0;
-    loop {
-        let r = call(server.addr, Command::Ping).await;
-        if r.head.status == Status::Ok {
-            break;
-        }
-        assert_eq!(r.head.status, Status::Busy);
-        attempts += 1;
-        assert!(attempts < 1000, "the freed slot never became available");
-        tokio::task::yield_now().await;
-    }
+    served_again(server.addr).await;
 }
 
 #[tokio::test]
@@ -287,14 +296,7 @@ async fn one_address_cannot_take_every_slot() {
         ..Limits::default()
     };
     let server = TestServer::start_with(&assets_dir(), limits).await;
-    let mut held = Vec::new();
-    for id in 0..2 {
-        let mut stream = connect(server.addr).await;
-        send(&mut stream, &frame(id, Command::Ping)).await;
-        let r = read_response(&mut stream, &mut Vec::new()).await;
-        assert_eq!(r.head.status, Status::Ok);
-        held.push(stream);
-    }
+    let held = hold_served(server.addr, 2).await;
     // A third from the same address is told busy, with its request's id.
     let busy = call(server.addr, get(Selector::Number(1))).await;
     assert_eq!((busy.head.id, busy.head.status), (1, Status::Busy));
@@ -306,12 +308,7 @@ async fn one_address_cannot_take_every_slot() {
     assert_eq!((r.head.id, r.head.status), (7, Status::Ok));
     // And the address's slots come back as its connections close.
     drop(held);
-    let mut attempts = 0;
-    while call(server.addr, Command::Ping).await.head.status != Status::Ok {
-        attempts += 1;
-        assert!(attempts < 1000, "the address's slots never came back");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    served_again(server.addr).await;
 }
 
 #[tokio::test]
@@ -402,10 +399,5 @@ async fn under_a_low_open_file_limit_the_server_says_so_and_answers_everyone() {
     }
     assert!(served > 0 && busy > 0, "served {served}, busy {busy}");
     drop(held);
-    let mut attempts = 0;
-    while call(addr, Command::Ping).await.head.status != Status::Ok {
-        attempts += 1;
-        assert!(attempts < 1000, "never served again");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    served_again(addr).await;
 }
