@@ -387,3 +387,16 @@ pub async fn start_server_binary(
         .unwrap_or_else(|| panic!("no address in {banner:?}"));
     (child, banner, addr, lines)
 }
+
+/// A memory figure of a process from /proc/PID/status (Linux), in KiB: `VmRSS` (resident now)
+/// or `VmHWM` (the most it has been).
+#[cfg(target_os = "linux")]
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_else(|e| panic!("{e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}

@@ -111,17 +111,6 @@ async fn killed_as_an_upload_completes_has_all_of_it_or_none() {
     }
 }
 
-/// The largest resident memory the process has had, from /proc (Linux).
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_else(|e| panic!("{e}"));
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no VmHWM in /proc/{pid}/status"))
-}
-
 #[tokio::test]
 async fn decompression_bombs_are_refused_without_the_server_growing() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -131,7 +120,7 @@ async fn decompression_bombs_are_refused_without_the_server_growing() {
     let env = [("PICTURE_ADMIN_TOKEN", TOKEN), ("MALLOC_ARENA_MAX", "1")];
     let (child, _, addr, _) = start_server_binary(&dir.path().join("pictures.db"), &env).await;
     let pid = child.id().unwrap_or_else(|| panic!("no pid"));
-    let before = peak_rss_kib(pid);
+    let before = proc_status_kib(pid, "VmHWM");
     let bomb = png_bomb();
     let mut client = crate::store::authorized(addr).await;
     for i in 0..20 {
@@ -147,7 +136,7 @@ async fn decompression_bombs_are_refused_without_the_server_growing() {
             "{result:?}"
         );
     }
-    let grown = peak_rss_kib(pid).saturating_sub(before);
+    let grown = proc_status_kib(pid, "VmHWM").saturating_sub(before);
     assert!(
         grown < 16 * 1024,
         "the server's peak memory grew by {grown} KiB"

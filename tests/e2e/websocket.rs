@@ -459,18 +459,6 @@ async fn bridge_binary_takes_its_settings_from_the_environment() {
     }
 }
 
-/// Resident memory of a process now, from /proc (Linux).
-#[cfg(target_os = "linux")]
-fn rss_kib(pid: u32) -> u64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_else(|e| panic!("{e}"));
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
-}
-
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn a_relaying_bridge_holds_at_most_256_kib_for_a_session_that_never_reads() {
@@ -519,7 +507,7 @@ async fn a_relaying_bridge_holds_at_most_256_kib_for_a_session_that_never_reads(
             .status,
         Status::Ok
     );
-    let before = rss_kib(pid);
+    let before = proc_status_kib(pid, "VmRSS");
 
     let mut greedy = Vec::new();
     for _ in 0..SESSIONS {
@@ -532,16 +520,16 @@ async fn a_relaying_bridge_holds_at_most_256_kib_for_a_session_that_never_reads(
         greedy.push(socket);
     }
     // Until the bridge has taken all it will take: its memory stops growing.
-    let mut last = rss_kib(pid);
+    let mut last = proc_status_kib(pid, "VmRSS");
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = rss_kib(pid);
+        let now = proc_status_kib(pid, "VmRSS");
         if now <= last + 64 {
             break;
         }
         last = now;
     }
-    let per_session = rss_kib(pid).saturating_sub(before) / SESSIONS;
+    let per_session = proc_status_kib(pid, "VmRSS").saturating_sub(before) / SESSIONS;
     assert!(per_session <= 300, "{per_session} KiB per session");
     eprintln!("{per_session} KiB per session");
     drop(greedy);
