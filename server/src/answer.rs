@@ -108,6 +108,11 @@ impl EncodedAnswer {
         self.head.len() + self.body.len()
     }
 
+    /// The response head and the body, in the order they go out.
+    pub fn into_parts(self) -> [Bytes; 2] {
+        [self.head, self.body]
+    }
+
     pub fn queue_on<S>(self, conn: &mut Connection<S>) {
         conn.queue(self.head);
         conn.queue(self.body);

@@ -12,7 +12,6 @@ use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::answer::Service;
-use crate::connection::Connection;
 use crate::store::manifest::Manifest;
 use crate::store::{Store, StoreOptions, StoreUrl, UploadRules, upload};
 use crate::web::{BridgeConfig, Upstream, bridge};
@@ -77,8 +76,7 @@ impl Bridge {
                 while matches!(from_bridge.read(&mut sink).await, Ok(n) if n > 0) {}
             };
             let session = async {
-                let mut conn = Connection::new(bridge_side);
-                bridge::run(&mut conn, peer, &self.config, 64 * 1024, &shutdown).await;
+                bridge::run(bridge_side, peer, &self.config, 64 * 1024, &shutdown).await;
             };
             // The session's answers are read as they come, or the bridge would wait on a full
             // stream; the session's end drops its side, which ends the reading.

@@ -111,6 +111,25 @@ async fn foreign_origin_is_refused_with_403() {
 }
 
 #[tokio::test]
+async fn handshakes_with_a_key_that_is_not_16_bytes_get_400() {
+    let server = TestServer::start().await;
+    let web = server.start_web().await;
+    for key in ["c2hvcnQ=", "not base64!", "dGhlIHNhbXBsZSBub25jZSEhIQ=="] {
+        let mut request = web
+            .ws_url()
+            .into_client_request()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let value = key.parse().unwrap_or_else(|e| panic!("{e}"));
+        request.headers_mut().insert("sec-websocket-key", value);
+        match within(tokio_tungstenite::connect_async(request)).await {
+            Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 400, "{key}"),
+            other => panic!("{key}: expected 400, got {:?}", other.map(|_| "a session")),
+        }
+    }
+    assert!(open(&web.ws_url(), None).await.is_ok());
+}
+
+#[tokio::test]
 async fn allowed_origins_are_let_in() {
     let server = TestServer::start().await;
     let mut config = web_config(&www_dir(), server.local());

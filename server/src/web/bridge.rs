@@ -21,11 +21,9 @@ use tracing::{debug, info, warn};
 
 use super::upstream::{Source, TcpUpstream, Upstream, UpstreamError};
 use super::websocket::{
-    CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, Incoming, Reader, WsError, queue_binary_header,
-    queue_close, queue_ping, queue_pong,
+    CLOSE_GOING_AWAY, CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_POLICY, Incoming, Socket, WsError,
 };
 use crate::answer::{Answer, Caller, Watch};
-use crate::connection::Connection;
 
 /// What a session needs to know.
 #[derive(Debug, Clone)]
@@ -55,15 +53,39 @@ struct SessionState {
     watch: Option<Watch>,
 }
 
+/// How a session ends: with a close frame (code and reason) unless the browser is gone, and
+/// what the log says.
+struct End {
+    close: Option<(u16, String)>,
+    why: String,
+}
+
+impl End {
+    fn closing(code: u16, reason: impl Into<String>) -> End {
+        let reason = reason.into();
+        End {
+            why: reason.clone(),
+            close: Some((code, reason)),
+        }
+    }
+
+    fn gone(why: String) -> End {
+        End { close: None, why }
+    }
+}
+
 pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
-    conn: &mut Connection<S>,
+    stream: S,
     peer: SocketAddr,
     config: &BridgeConfig,
     max_message: usize,
     shutdown: &CancellationToken,
 ) {
     info!(%peer, "WebSocket session opened");
-    let mut reader = Reader::default();
+    // A session that presented the admin token may send uploads, each in one message.
+    let upload_message =
+        max_message.max(config.max_upload_size + REQUEST_HEADER_LEN + MAX_REQUEST_PAYLOAD);
+    let mut socket = Socket::new(stream, max_message, upload_message).await;
     let mut upstream = None;
     // Pings at half the idle timeout keep a live browser's session open and find dead ones.
     let period = config.idle_timeout / 2;
@@ -74,49 +96,37 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut requests = 0u64;
     let mut session = SessionState::default();
     let end = loop {
-        // A session that presented the admin token may send uploads, each in one message.
-        let message_limit = if session.caller.authorized {
-            max_message.max(config.max_upload_size + REQUEST_HEADER_LEN + MAX_REQUEST_PAYLOAD)
-        } else {
-            max_message
-        };
         let event = tokio::select! {
             biased;
             () = shutdown.cancelled() => Event::Shutdown,
             _ = heartbeat.tick() => Event::Heartbeat,
             change = Watch::next_of(&mut session.watch) => Event::Change(change),
-            received = reader.next(conn, message_limit) => Event::Received(received),
+            received = socket.next() => Event::Received(received),
         };
         if let Event::Heartbeat = event {
             // A large message arriving slowly (an upload) is activity too, though it is not
             // whole yet and the browser cannot answer pings in the middle of sending it.
-            let received = conn.buffer().len() + reader.pending_len();
-            if received != last_received {
-                last_received = received;
+            if socket.received() != last_received {
+                last_received = socket.received();
                 last_active = Instant::now();
             }
         }
         let message = match event {
-            Event::Shutdown => {
-                queue_close(conn, CLOSE_GOING_AWAY, "server shutting down");
-                break "server shutdown".to_owned();
-            }
+            Event::Shutdown => break End::closing(CLOSE_GOING_AWAY, "server shutting down"),
             Event::Heartbeat if last_active.elapsed() >= config.idle_timeout => {
-                queue_close(conn, CLOSE_GOING_AWAY, "idle timeout");
-                break "idle timeout".to_owned();
+                break End::closing(CLOSE_GOING_AWAY, "idle timeout");
             }
-            Event::Heartbeat => {
-                queue_ping(conn);
-                if let Err(e) = conn.flush(config.idle_timeout).await {
-                    break format!("client gone: {e}");
-                }
-                continue;
+            Event::Heartbeat => match socket.ping().await {
+                Ok(()) => continue,
+                Err(e) => break End::gone(format!("client gone: {e}")),
+            },
+            Event::Received(Err(WsError::Protocol { code, reason })) => {
+                break End {
+                    why: format!("protocol error: {reason}"),
+                    close: Some((code, reason)),
+                };
             }
-            Event::Received(Err(WsError::Protocol(code, reason))) => {
-                queue_close(conn, code, reason);
-                break format!("protocol error: {reason}");
-            }
-            Event::Received(Err(e)) => break e.to_string(),
+            Event::Received(Err(e)) => break End::gone(e.to_string()),
             Event::Change(None) => {
                 session.watch = None;
                 continue;
@@ -124,18 +134,21 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Event::Change(Some(change)) => {
                 let id = session.watch.as_ref().map_or(0, Watch::id);
                 let notice = Answer::change(&change);
-                match send_answer(conn, Some(Kind::Change), id, notice, config.idle_timeout).await {
+                match send_answer(&mut socket, Some(Kind::Change), id, notice).await {
                     Ok(()) => continue,
                     Err(end) => break end,
                 }
             }
             Event::Received(Ok(message)) => message,
         };
-        last_active = Instant::now();
         let reply = match message {
             Incoming::Binary(frame) => {
                 requests += 1;
-                handle(Bytes::from(frame), &mut upstream, &mut session, config).await
+                let reply = handle(frame, &mut upstream, &mut session, config).await;
+                if session.caller.authorized {
+                    socket.set_max_message(upload_message);
+                }
+                reply
             }
             Incoming::Text => Reply::Answer(
                 None,
@@ -145,47 +158,31 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     "requests must be sent as binary messages",
                 ),
             ),
-            Incoming::Close => {
-                queue_close(conn, CLOSE_NORMAL, "");
-                break "client closed".to_owned();
-            }
-            Incoming::Ping(payload) => {
-                queue_pong(conn, payload);
-                if let Err(e) = conn.flush(config.idle_timeout).await {
-                    break format!("sending failed: {e}");
-                }
-                continue;
-            }
-            Incoming::Pong => continue,
+            Incoming::Close => break End::closing(CLOSE_NORMAL, "client closed"),
         };
         let sent = match reply {
             Reply::Answer(Some(Kind::Auth), id, answer)
                 if answer.status == Status::Unauthorized =>
             {
                 // One guess per session.
-                if let Err(end) =
-                    send_answer(conn, Some(Kind::Auth), id, answer, config.idle_timeout).await
-                {
+                if let Err(end) = send_answer(&mut socket, Some(Kind::Auth), id, answer).await {
                     break end;
                 }
-                queue_close(conn, CLOSE_POLICY, "wrong admin token");
-                break "wrong admin token".to_owned();
+                break End::closing(CLOSE_POLICY, "wrong admin token");
             }
-            Reply::Answer(kind, id, answer) => {
-                send_answer(conn, kind, id, answer, config.idle_timeout).await
-            }
-            Reply::Relay(len) => relay(conn, &mut upstream, len, config.idle_timeout).await,
+            Reply::Answer(kind, id, answer) => send_answer(&mut socket, kind, id, answer).await,
+            Reply::Relay(len) => relay(&mut socket, &mut upstream, len).await,
         };
         if let Err(end) = sent {
             break end;
         }
-        // A long transfer to a slow browser is activity too.
+        // The message, and a long transfer to a slow browser, are activity.
         last_active = Instant::now();
     };
-    if conn.flush(config.idle_timeout).await.is_ok() {
-        conn.close_gracefully().await;
+    if let Some((code, reason)) = end.close {
+        socket.close(code, &reason).await;
     }
-    info!(%peer, requests, "WebSocket session closed: {end}");
+    info!(%peer, requests, "WebSocket session closed: {}", end.why);
 }
 
 /// What goes back for one message from the browser.
@@ -282,24 +279,22 @@ async fn handle(
     }
 }
 
-/// Sends an answer made here as one binary message: the WebSocket header, the response head,
-/// then the body from its shared buffer.
+/// Sends an answer made here as one binary message: the response head, then the body from
+/// its shared buffer.
 async fn send_answer<S: AsyncRead + AsyncWrite + Unpin>(
-    conn: &mut Connection<S>,
+    socket: &mut Socket<S>,
     kind: Option<Kind>,
     id: u32,
     answer: Answer,
-    stall_timeout: Duration,
-) -> Result<(), String> {
-    let encoded = answer
-        .encode(kind, id)
-        .map_err(|e| format!("cannot encode a response: {e}"))?;
-    queue_binary_header(conn, encoded.frame_len());
-    encoded.queue_on(conn);
-    conn.flush(stall_timeout)
+) -> Result<(), End> {
+    let encoded = answer.encode(kind, id).map_err(|e| End {
+        close: Some((CLOSE_INTERNAL, "cannot encode a response".to_owned())),
+        why: format!("cannot encode a response: {e}"),
+    })?;
+    socket
+        .send_message(&encoded.into_parts())
         .await
-        .map(drop)
-        .map_err(|e| format!("sending failed: {e}"))
+        .map_err(|e| End::gone(format!("sending failed: {e}")))
 }
 
 /// Sends a checked request upstream, opening the connection on first use and again after a
@@ -338,35 +333,32 @@ async fn send_upstream(
 /// Streams the upstream's response of `len` bytes to the browser as one binary message, in
 /// pieces of at most the upstream's relay chunk.
 async fn relay<S: AsyncRead + AsyncWrite + Unpin>(
-    conn: &mut Connection<S>,
+    socket: &mut Socket<S>,
     upstream: &mut Option<TcpUpstream>,
     len: usize,
-    stall_timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), End> {
     let Some(source) = upstream.as_mut() else {
-        return Err("no upstream connection to relay from".to_owned());
+        return Err(End::gone("no upstream connection to relay from".to_owned()));
     };
-    queue_binary_header(conn, len);
     let mut remaining = len;
+    let mut first = true;
     while remaining > 0 {
         // Part of the message may already be out: if the picture server fails now, the only
         // honest end is to drop the session, which the page notices and recovers from.
-        let piece = source
-            .next_piece(remaining)
-            .await
-            .map_err(|e| format!("picture server failed in the middle of a response: {e}"));
-        let piece = match piece {
+        let piece = match source.next_piece(remaining).await {
             Ok(piece) => piece,
-            Err(end) => {
+            Err(e) => {
                 *upstream = None;
-                return Err(end);
+                let why = format!("picture server failed in the middle of a response: {e}");
+                return Err(End::gone(why));
             }
         };
         remaining -= piece.len();
-        conn.queue(piece);
-        conn.flush(stall_timeout)
+        socket
+            .send_part(piece, first, remaining == 0)
             .await
-            .map_err(|e| format!("sending failed: {e}"))?;
+            .map_err(|e| End::gone(format!("sending failed: {e}")))?;
+        first = false;
     }
     Ok(())
 }

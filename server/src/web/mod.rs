@@ -7,7 +7,6 @@ pub(crate) mod bridge;
 mod origin;
 mod upstream;
 mod websocket;
-pub mod ws_frame;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -305,10 +304,9 @@ async fn websocket(
         match on_upgrade.await {
             Ok(upgraded) => {
                 let state = session_state;
-                let mut conn = Connection::new(TokioIo::new(upgraded));
                 let max_message = state.config.max_message;
                 bridge::run(
-                    &mut conn,
+                    TokioIo::new(upgraded),
                     peer,
                     &state.config.bridge,
                     max_message,

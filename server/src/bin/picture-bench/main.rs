@@ -26,6 +26,7 @@ mod tally;
 mod upload;
 mod variants;
 mod ws;
+mod ws_frame;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -12,12 +12,12 @@
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 
-use anyhow::{Context, anyhow, bail, ensure};
-use bytes::{Buf, BytesMut};
-use picture_server::web::ws_frame::{
+use crate::ws_frame::{
     FrameHead, MAX_HEAD, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT,
     parse_head, put_client_frame,
 };
+use anyhow::{Context, anyhow, bail, ensure};
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
@@ -276,7 +276,7 @@ impl MaskSource {
 
 #[cfg(test)]
 mod tests {
-    use picture_server::web::ws_frame::put_head;
+    use crate::ws_frame::put_head;
 
     use super::*;
 

@@ -1,5 +1,5 @@
-//! The bytes of a WebSocket frame's head (RFC 6455, section 5.2), with no I/O: written and
-//! read the same way by the bridge, the load generator's client and the tests.
+//! The bytes of a WebSocket frame's head (RFC 6455, section 5.2), with no I/O: what the load
+//! generator's own WebSocket client writes and reads (see `ws`).
 
 pub const OP_CONTINUATION: u8 = 0x0;
 pub const OP_TEXT: u8 = 0x1;
