@@ -343,21 +343,106 @@ pub async fn assert_intact(store: &Store) {
     assert_eq!(report, "ok");
 }
 
-/// The `picture-server` binary on ephemeral ports with the shipped assets and a database at
-/// `db`, with extra environment; its first line (the banner), its TCP address, and the rest of
-/// what it prints.
+/// A server binary started by a test: the first line it printed (the banner), the rest of its
+/// standard output, and its standard error, read as it comes so that the process never blocks
+/// on a full pipe, and printed if the test fails.
 #[cfg(unix)]
-pub async fn start_server_binary(
-    db: &Path,
-    env: &[(&str, &str)],
-) -> (
-    tokio::process::Child,
-    String,
-    SocketAddr,
-    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-) {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
+pub struct ServerProcess {
+    pub child: tokio::process::Child,
+    pub banner: String,
+    pub stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    stderr: Arc<std::sync::Mutex<String>>,
+}
+
+#[cfg(unix)]
+impl ServerProcess {
+    /// Starts `command` (killed when this is dropped) and waits for its banner.
+    pub async fn start(mut command: tokio::process::Command) -> ServerProcess {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+        let collected = Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = collected.clone();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut log = sink
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let mut stdout = tokio::io::BufReader::new(stdout).lines();
+        let banner = within(stdout.next_line())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("server printed nothing"));
+        ServerProcess {
+            child,
+            banner,
+            stdout,
+            stderr: collected,
+        }
+    }
+
+    /// The address after `scheme` (`tcp://`, `http://`) in the banner.
+    pub fn addr(&self, scheme: &str) -> SocketAddr {
+        self.banner
+            .split(scheme)
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no {scheme} address in {:?}", self.banner))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap_or_else(|| panic!("no pid"))
+    }
+
+    /// What it has written to standard error so far.
+    pub fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The first line of standard error that holds `needle`, waiting for it if need be.
+    pub async fn stderr_line(&self, needle: &str) -> String {
+        within(async {
+            loop {
+                if let Some(line) = self.stderr().lines().find(|l| l.contains(needle)) {
+                    return line.to_owned();
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+    }
+}
+
+#[cfg(unix)]
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("the server's standard error:\n{}", self.stderr());
+        }
+    }
+}
+
+/// The `picture-server` binary on ephemeral ports with the shipped assets and a database at
+/// `db`, with extra environment.
+#[cfg(unix)]
+pub async fn start_server_binary(db: &Path, env: &[(&str, &str)]) -> ServerProcess {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"));
+    command
         .args([
             "--tcp-addr",
             "127.0.0.1:0",
@@ -368,24 +453,8 @@ pub async fn start_server_binary(
         .arg(assets_dir())
         .arg("--store")
         .arg(format!("sqlite:{}", db.display()))
-        .envs(env.iter().copied())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let banner = within(lines.next_line())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|| panic!("server printed nothing"));
-    let addr = banner
-        .rsplit("tcp://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {banner:?}"));
-    (child, banner, addr, lines)
+        .envs(env.iter().copied());
+    ServerProcess::start(command).await
 }
 
 /// A memory figure of a process from /proc/PID/status (Linux), in KiB: `VmRSS` (resident now)

@@ -7,20 +7,26 @@ use std::path::Path;
 
 use picture_protocol::{Command, PutRequest, Status};
 use picture_server::store::{Store, StoreOptions, StoreUrl};
-use tokio::process::Child;
 
 use crate::common::*;
 
 /// The server binary on a database at `db`, with the test token; and its TCP address.
-async fn start_binary(db: &Path) -> (Child, std::net::SocketAddr) {
-    let (child, banner, addr, _) = start_server_binary(db, &[("PICTURE_ADMIN_TOKEN", TOKEN)]).await;
-    assert!(banner.contains("writes need the admin token"), "{banner}");
-    (child, addr)
+async fn start_binary(db: &Path) -> (ServerProcess, std::net::SocketAddr) {
+    let server = start_server_binary(db, &[("PICTURE_ADMIN_TOKEN", TOKEN)]).await;
+    assert!(
+        server.banner.contains("writes need the admin token"),
+        "{}",
+        server.banner
+    );
+    let addr = server.addr("tcp://");
+    (server, addr)
 }
 
-async fn kill(mut child: Child) {
-    child.start_kill().unwrap_or_else(|e| panic!("{e}"));
-    within(child.wait()).await.unwrap_or_else(|e| panic!("{e}"));
+async fn kill(mut server: ServerProcess) {
+    server.child.start_kill().unwrap_or_else(|e| panic!("{e}"));
+    within(server.child.wait())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// An authorised connection that has sent a PUT of `picture` under `name`, `sent` bytes of it.
@@ -118,8 +124,8 @@ async fn decompression_bombs_are_refused_without_the_server_growing() {
     // glibc gives each thread an arena of its own, which would count the same bounded
     // allocations once per thread (47 MiB seen) where this test looks for a decode.
     let env = [("PICTURE_ADMIN_TOKEN", TOKEN), ("MALLOC_ARENA_MAX", "1")];
-    let (child, _, addr, _) = start_server_binary(&dir.path().join("pictures.db"), &env).await;
-    let pid = child.id().unwrap_or_else(|| panic!("no pid"));
+    let child = start_server_binary(&dir.path().join("pictures.db"), &env).await;
+    let (addr, pid) = (child.addr("tcp://"), child.pid());
     let before = proc_status_kib(pid, "VmHWM");
     let bomb = png_bomb();
     let mut client = crate::store::authorized(addr).await;

@@ -343,45 +343,21 @@ async fn corrupt_and_foreign_files_in_the_assets_folder_are_skipped() {
 #[cfg(unix)]
 #[tokio::test]
 async fn under_a_low_open_file_limit_the_server_says_so_and_answers_everyone() {
-    use tokio::io::AsyncBufReadExt;
     // A hard limit of 300 open files, far below what the default limits need.
-    let mut child = tokio::process::Command::new("sh")
+    let mut command = tokio::process::Command::new("sh");
+    command
         .args(["-c", "ulimit -n 300 && exec \"$0\" \"$@\""])
         .arg(env!("CARGO_BIN_EXE_picture-server"))
         .args(["--tcp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
         .arg("--store")
-        .arg(format!("folder:{}", assets_dir().display()))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
-    let mut errors = tokio::io::BufReader::new(stderr).lines();
-    let warning = within(async {
-        loop {
-            match errors.next_line().await {
-                Ok(Some(line)) if line.contains("open files") => return line,
-                Ok(Some(_)) => {}
-                other => panic!("no warning about open files: {other:?}"),
-            }
-        }
-    })
-    .await;
+        .arg(format!("folder:{}", assets_dir().display()));
+    let server = ServerProcess::start(command).await;
+    let warning = server.stderr_line("open files").await;
     assert!(
         warning.contains("only 300 open files allowed") && warning.contains("TCP connections"),
         "{warning}"
     );
-    let banner = within(tokio::io::BufReader::new(stdout).lines().next_line())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|| panic!("server printed nothing"));
-    let addr: std::net::SocketAddr = banner
-        .rsplit("tcp://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    let addr = server.addr("tcp://");
 
     // More clients than descriptors, all connected at once: each is served or told busy.
     let mut held = Vec::new();
@@ -400,4 +376,44 @@ async fn under_a_low_open_file_limit_the_server_says_so_and_answers_everyone() {
     assert!(served > 0 && busy > 0, "served {served}, busy {busy}");
     drop(held);
     served_again(addr).await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_flood_of_refused_clients_is_one_warning_then_a_summary_per_interval() {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"));
+    command
+        .args(["--tcp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .args(["--max-connections-per-ip", "1"])
+        .arg("--store")
+        .arg(format!("folder:{}", assets_dir().display()));
+    let server = ServerProcess::start(command).await;
+    let addr = server.addr("tcp://");
+    let _held = hold_served(addr, 1).await;
+    let refuse = async |clients: u32| {
+        for _ in 0..clients {
+            assert_eq!(call(addr, Command::Ping).await.head.status, Status::Busy);
+        }
+    };
+    refuse(200).await;
+    let first = server.stderr_line("refused").await;
+    assert!(
+        first.contains("1 over the per-address connection limit"),
+        "{first}"
+    );
+    // The server's interval between warnings is 10 s: the next refusal after it brings the
+    // summary of the 199 since.
+    tokio::time::sleep(Duration::from_millis(10_500)).await;
+    refuse(1).await;
+    let summary = server.stderr_line("refused in the last").await;
+    assert!(
+        summary.contains("200 over the per-address connection limit"),
+        "{summary}"
+    );
+    let lines = server
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("refused"))
+        .count();
+    assert_eq!(lines, 2, "{}", server.stderr());
 }

@@ -102,24 +102,29 @@ async fn shutdown_gives_up_on_a_client_that_never_reads() {
 #[tokio::test]
 async fn server_binary_exits_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (mut child, banner, addr, mut lines) =
-        start_server_binary(&dir.path().join("p.db"), &[]).await;
+    let mut server = start_server_binary(&dir.path().join("p.db"), &[]).await;
     let shipped = manifest_names().len();
+    let banner = &server.banner;
     assert!(banner.contains(&format!("{shipped} pictures")), "{banner}");
-    assert_eq!(call(addr, Command::Ping).await.head.status, Status::Ok);
-    let page = within(lines.next_line())
+    assert_eq!(
+        call(server.addr("tcp://"), Command::Ping).await.head.status,
+        Status::Ok
+    );
+    let page = within(server.stdout.next_line())
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_else(|| panic!("no page line"));
     assert!(page.contains("page at http://127.0.0.1:"), "{page}");
 
-    let pid = child.id().unwrap_or_else(|| panic!("no pid"));
+    let pid = server.pid();
     let kill = tokio::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(kill.success());
-    let status = within(child.wait()).await.unwrap_or_else(|e| panic!("{e}"));
+    let status = within(server.child.wait())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(status.success(), "exit status {status}");
 }

@@ -481,7 +481,6 @@ async fn bridge_binary_takes_its_settings_from_the_environment() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn a_relaying_bridge_holds_at_most_256_kib_for_a_session_that_never_reads() {
-    use tokio::io::AsyncBufReadExt;
     const SESSIONS: u64 = 128;
     let server = TestServer::start().await;
     let large = catalog(server.addr)
@@ -489,7 +488,8 @@ async fn a_relaying_bridge_holds_at_most_256_kib_for_a_session_that_never_reads(
         .into_iter()
         .max_by_key(|p| p.size)
         .unwrap_or_else(|| panic!("no pictures"));
-    let mut bridge = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"));
+    command
         .args([
             "bridge",
             "--http-addr",
@@ -498,23 +498,9 @@ async fn a_relaying_bridge_holds_at_most_256_kib_for_a_session_that_never_reads(
             "200",
         ])
         .arg("--upstream")
-        .arg(server.addr.to_string())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let pid = bridge.id().unwrap_or_else(|| panic!("no pid"));
-    let stdout = bridge.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let banner = within(tokio::io::BufReader::new(stdout).lines().next_line())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|| panic!("bridge printed nothing"));
-    let addr = banner
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+        .arg(server.addr.to_string());
+    let bridge = ServerProcess::start(command).await;
+    let (pid, addr) = (bridge.pid(), bridge.addr("http://"));
     let url = format!("ws://{addr}/ws");
     // Warm up: one session fetches the picture whole.
     let mut warm = open(&url, None).await.unwrap_or_else(|e| panic!("{e}"));
