@@ -17,7 +17,7 @@ pub enum Refusal {
     TcpBusy,
     /// Over `--max-connections-per-ip`: told *busy*.
     TcpPerIp,
-    /// Over `--max-http-connections`: closed.
+    /// Over `--max-http-connections`: 503.
     HttpBusy,
     /// Over `--max-http-connections-per-ip`: 503.
     HttpPerIp,

@@ -80,7 +80,7 @@ pub struct WebConfig {
     pub www: PathBuf,
     pub bridge: BridgeConfig,
     pub origins: OriginPolicy,
-    /// HTTP connections at once; further ones are closed. An upgraded connection counts
+    /// HTTP connections at once; further ones get 503. An upgraded connection counts
     /// against `max_sessions` instead.
     pub max_connections: usize,
     /// HTTP connections at once from one client address; further ones get 503.
@@ -139,19 +139,22 @@ pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: Cance
     let connections = Arc::new(Semaphore::new(max_connections));
     let refusals = Arc::new(Semaphore::new(MAX_BUSY_REJECTIONS));
     while let Some((socket, peer)) = next_connection(&listener, &shutdown).await {
-        let Some(ip_slot) = connections_per_ip.try_acquire(peer.ip()) else {
-            REFUSALS.refused(Refusal::HttpPerIp, peer);
+        let refuse = |socket, refusal, answer: &'static [u8]| {
+            REFUSALS.refused(refusal, peer);
             // Told why, unless too many are being told already.
             if let Ok(permit) = refusals.clone().try_acquire_owned() {
                 tracker.spawn(async move {
-                    refuse_http(socket).await;
+                    refuse_http(socket, answer).await;
                     drop(permit);
                 });
             }
+        };
+        let Some(ip_slot) = connections_per_ip.try_acquire(peer.ip()) else {
+            refuse(socket, Refusal::HttpPerIp, PER_IP_REFUSAL);
             continue;
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
-            REFUSALS.refused(Refusal::HttpBusy, peer);
+            refuse(socket, Refusal::HttpBusy, BUSY_REFUSAL);
             continue;
         };
         let (app, shutdown) = (app.clone(), shutdown.clone());
@@ -181,10 +184,16 @@ const PER_IP_REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
     connection: close\r\n\r\n\
     too many connections from your address at once; try again later\n";
 
+/// The answer to an HTTP connection over the server's limit.
+const BUSY_REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+    content-type: text/plain; charset=utf-8\r\ncontent-length: 53\r\nretry-after: 1\r\n\
+    connection: close\r\n\r\n\
+    the server has too many connections; try again later\n";
+
 /// Answers 503 without reading the request, then closes without resetting the connection.
-async fn refuse_http(socket: TcpStream) {
+async fn refuse_http(socket: TcpStream, answer: &'static [u8]) {
     let mut conn = Connection::new(socket);
-    conn.queue(Bytes::from_static(PER_IP_REFUSAL));
+    conn.queue(Bytes::from_static(answer));
     if conn.flush(BUSY_READ_TIMEOUT).await.is_ok() {
         conn.close_gracefully().await;
     }
@@ -325,4 +334,27 @@ async fn websocket(
     headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
     headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prebuilt_refusals_are_whole_http_responses() {
+        for answer in [PER_IP_REFUSAL, BUSY_REFUSAL] {
+            let mut headers = [httparse::EMPTY_HEADER; 8];
+            let mut response = httparse::Response::new(&mut headers);
+            let Ok(httparse::Status::Complete(head_len)) = response.parse(answer) else {
+                panic!("not a whole response head");
+            };
+            assert_eq!(response.code, Some(503));
+            let length = response
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .and_then(|h| std::str::from_utf8(h.value).ok()?.parse::<usize>().ok());
+            assert_eq!(length, Some(answer.len() - head_len));
+        }
+    }
 }
