@@ -669,3 +669,35 @@ async fn the_editor_uploads_renames_retitles_and_deletes_with_the_token() {
     browser.close().await;
     web.stop().await;
 }
+
+#[tokio::test]
+async fn the_binary_serves_its_built_in_page_from_an_empty_folder() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_picture-server"));
+    command
+        .args(["--tcp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .current_dir(dir.path());
+    let mut server = ServerProcess::start(command).await;
+    // Nothing from the build tree: the database in the working folder, no pictures.
+    assert!(
+        server
+            .banner
+            .starts_with("picture-server: 0 pictures in sqlite:data/pictures.db"),
+        "{}",
+        server.banner
+    );
+    assert!(dir.path().join("data/pictures.db").is_file());
+    let page = within(server.stdout.next_line())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no page line"));
+    let http = addr_in(&page, "http://");
+    let browser = Browser::start().await;
+    browser.goto(&format!("http://{http}/")).await;
+    browser
+        .wait_until(
+            "the page saying how to add pictures",
+            "return document.querySelector('#status').textContent.startsWith('No pictures yet');",
+        )
+        .await;
+}

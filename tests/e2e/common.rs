@@ -13,7 +13,7 @@ use picture_server::Limits;
 use picture_server::access::AdminToken;
 use picture_server::answer::Service;
 use picture_server::store::{Folder, Store, StoreOptions, StoreUrl};
-use picture_server::web::{BridgeConfig, OriginPolicy, Upstream, WebConfig, serve_web};
+use picture_server::web::{BridgeConfig, OriginPolicy, Site, Upstream, WebConfig, serve_web};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -259,7 +259,7 @@ pub fn www_dir() -> PathBuf {
 /// Web settings as the binary's defaults, for `www` and a bridge to `upstream`.
 pub fn web_config(www: &Path, upstream: Upstream) -> WebConfig {
     WebConfig {
-        www: www.to_path_buf(),
+        site: Site::Folder(www.to_path_buf()),
         bridge: BridgeConfig {
             upstream,
             idle_timeout: Duration::from_secs(60),
@@ -394,12 +394,7 @@ impl ServerProcess {
 
     /// The address after `scheme` (`tcp://`, `http://`) in the banner.
     pub fn addr(&self, scheme: &str) -> SocketAddr {
-        self.banner
-            .split(scheme)
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no {scheme} address in {:?}", self.banner))
+        addr_in(&self.banner, scheme)
     }
 
     pub fn pid(&self) -> u32 {
@@ -435,6 +430,15 @@ impl Drop for ServerProcess {
             eprintln!("the server's standard error:\n{}", self.stderr());
         }
     }
+}
+
+/// The address after the first `scheme` (`tcp://`, `http://`) in a line a server printed.
+pub fn addr_in(line: &str, scheme: &str) -> SocketAddr {
+    line.split(scheme)
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no {scheme} address in {line:?}"))
 }
 
 /// The `picture-server` binary on ephemeral ports with the shipped assets and a database at

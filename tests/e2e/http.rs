@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use picture_server::web::Upstream;
+use picture_server::web::{Site, Upstream};
 
 use crate::common::*;
 
@@ -303,4 +303,55 @@ async fn connections_over_the_limit_get_503_and_freed_slots_serve_again() {
     drop(held);
     // The slots come back once the server has seen those two close.
     served_again(&web).await;
+}
+
+#[tokio::test]
+async fn the_built_in_page_is_what_www_held_with_types_and_etags() {
+    let mut config = web_config(&www_dir(), Upstream::tcp("127.0.0.1:1"));
+    config.site = Site::Builtin;
+    let web = WebServer::start(config).await;
+    for (target, file, kind) in [
+        ("/", "index.html", "text/html"),
+        ("/main.js", "main.js", "javascript"),
+        (
+            "/pkg/picture_web_bg.wasm",
+            "pkg/picture_web_bg.wasm",
+            "application/wasm",
+        ),
+    ] {
+        let (status, head, body) = fetch(&web, target).await;
+        assert_eq!(status, 200, "{target}");
+        let shipped = std::fs::read(www_dir().join(file)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(body == shipped, "{target}: not the file in www/");
+        assert!(
+            head.contains(&format!("content-type: {kind}")) || head.contains(kind),
+            "{head}"
+        );
+        assert!(head.contains("cache-control: no-cache"), "{head}");
+        assert!(head.contains("content-security-policy:"), "{head}");
+        // Revalidation of an unchanged file: 304, no body.
+        let (_, head, _) = fetch_with(&web, target, "").await;
+        let etag = head
+            .lines()
+            .find(|l| l.to_lowercase().starts_with("etag: "))
+            .map(|l| &l["etag: ".len()..])
+            .unwrap_or_else(|| panic!("no etag in {head}"));
+        let (status, _, body) =
+            fetch_with(&web, target, &format!("If-None-Match: {etag}\r\n")).await;
+        assert_eq!((status, body.len()), (304, 0), "{target}");
+        let (status, _, _) = fetch_with(&web, target, "If-None-Match: \"other\"\r\n").await;
+        assert_eq!(status, 200, "{target} with another tag");
+    }
+    for target in [
+        "/../Cargo.toml",
+        "/pkg/../../README.md",
+        "/%2e%2e/README.md",
+        "/pkg/",
+        "/pkg",
+        "/index.html/",
+        "/missing.html",
+    ] {
+        let (status, _, _) = fetch(&web, target).await;
+        assert!(matches!(status, 404 | 400), "{target} answered {status}");
+    }
 }

@@ -29,6 +29,11 @@ use crate::view::View;
 const PAGE_SIZE: u16 = 200;
 /// The most entries one request may bring (the protocol's largest page).
 const MAX_PAGE: u16 = picture_protocol::MAX_PAGE_SIZE;
+
+/// What an empty catalog shows: how pictures get in.
+const NO_PICTURES: &str = "No pictures yet. Add some with the admin token under Edit pictures \
+     below, with picture-client put FILE, or with picture-server import FOLDER.";
+
 /// How long a request may wait for its answer before it fails.
 const REQUEST_TIMEOUT_MS: u32 = 15_000;
 /// How long an upload may take, sending included.
@@ -538,7 +543,7 @@ impl App {
             Target::Nothing => {
                 return self
                     .view
-                    .set_status(&StatusLine::idle("The server has no pictures."));
+                    .set_status(&StatusLine::idle(NO_PICTURES));
             }
         };
         self.view

@@ -19,6 +19,9 @@ const MAX_CONNECTIONS: usize = 1 << 20;
 
 /// The smallest WebSocket message limit that still lets every request through.
 const MIN_WS_MESSAGE: usize = REQUEST_HEADER_LEN + MAX_REQUEST_PAYLOAD;
+
+/// The folder a new database is seeded from when --assets is not given, if it exists.
+const DEFAULT_ASSETS: &str = "assets";
 use picture_server::Limits;
 use picture_server::access::AdminToken;
 use picture_server::answer::Service;
@@ -29,7 +32,7 @@ use picture_server::limits::{
 use picture_server::store::{
     DEFAULT_CACHE_SIZE, MAX_PICTURE_BYTES, Store, StoreOptions, StoreUrl, UploadRules, export,
 };
-use picture_server::web::{BridgeConfig, OriginPolicy, Upstream, WebConfig, serve_web};
+use picture_server::web::{BridgeConfig, OriginPolicy, Site, Upstream, WebConfig, serve_web};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -77,8 +80,8 @@ enum Command {
 #[derive(Debug, Args)]
 struct StoreArgs {
     /// Where pictures are kept: sqlite:PATH (created on first start, seeded from --assets) or
-    /// folder:DIR (read-only).
-    #[arg(long, env = "PICTURE_STORE", default_value = concat!("sqlite:", env!("CARGO_MANIFEST_DIR"), "/../data/pictures.db"))]
+    /// folder:DIR (read-only). Relative paths are from the working folder.
+    #[arg(long, env = "PICTURE_STORE", default_value = "sqlite:data/pictures.db")]
     store: StoreUrl,
     /// Bytes of pictures a database store keeps in memory.
     #[arg(long, env = "PICTURE_CACHE_SIZE", default_value_t = DEFAULT_CACHE_SIZE)]
@@ -118,9 +121,10 @@ struct ServeArgs {
     #[command(flatten)]
     store: StoreArgs,
     /// Folder of pictures (with an optional catalog.toml) that an empty new database is seeded
-    /// from on its first start.
-    #[arg(long, env = "PICTURE_ASSETS", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets"))]
-    assets: PathBuf,
+    /// from on its first start [default: ./assets if that folder exists; else the database
+    /// starts empty].
+    #[arg(long, env = "PICTURE_ASSETS")]
+    assets: Option<PathBuf>,
     /// The admin token that writes need (uploads, deletes, renames); without one, writes are
     /// disabled. Prefer --admin-token-file or the environment: arguments are visible to
     /// other users of the machine.
@@ -156,9 +160,10 @@ struct WebArgs {
     /// Address for the web page and the WebSocket bridge.
     #[arg(long, env = "PICTURE_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     http_addr: String,
-    /// Folder with the page and its wasm bundle.
-    #[arg(long, env = "PICTURE_WWW", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../www"))]
-    www: PathBuf,
+    /// Folder with the page and its wasm bundle, served instead of the page built into the
+    /// binary (for working on the page).
+    #[arg(long, env = "PICTURE_WWW")]
+    www: Option<PathBuf>,
     /// Another origin whose pages may use the bridge, e.g. https://pictures.example (repeatable).
     #[arg(
         long = "allow-origin",
@@ -320,7 +325,12 @@ async fn start_server(
         }
         None => None,
     };
-    let store = args.store.open(Some(args.assets.clone())).await?;
+    let seed = match &args.assets {
+        Some(dir) if !dir.is_dir() => anyhow::bail!("--assets {}: no such folder", dir.display()),
+        Some(dir) => Some(dir.clone()),
+        None => Some(PathBuf::from(DEFAULT_ASSETS)).filter(|dir| dir.is_dir()),
+    };
+    let store = args.store.open(seed).await?;
     let listener = TcpListener::bind(&args.tcp_addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.tcp_addr))?;
@@ -403,15 +413,15 @@ async fn start_web(
         .await
         .with_context(|| format!("cannot listen on {}", args.http_addr))?;
     let addr = listener.local_addr()?;
-    if !args.www.join("pkg").is_dir() {
+    let site = args.www.clone().map_or(Site::Builtin, Site::Folder);
+    if !site.has_bundle() {
         tracing::warn!(
-            "{} has no pkg/ bundle: the page will not work (build it with scripts/build-web)",
-            args.www.display()
+            "{site} has no pkg/ bundle: the page will not work (build it with scripts/build-web)"
         );
     }
     println!("picture-server: page at http://{addr}/ (bridge to {upstream})");
     let config = WebConfig {
-        www: args.www.clone(),
+        site,
         bridge: BridgeConfig {
             upstream,
             idle_timeout: args.idle_timeout,

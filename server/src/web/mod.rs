@@ -5,11 +5,11 @@
 
 pub(crate) mod bridge;
 mod origin;
+mod site;
 mod upstream;
 mod websocket;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +37,6 @@ use tokio_io_timeout::TimeoutStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::add_extension::AddExtension;
-use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::{debug, warn};
 
@@ -49,6 +48,7 @@ use crate::server::next_connection;
 
 pub use bridge::BridgeConfig;
 pub use origin::OriginPolicy;
+pub use site::Site;
 pub use upstream::Upstream;
 
 /// Browsers keep every file but revalidate it on each load (a 304 when unchanged), so a new
@@ -76,8 +76,8 @@ const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'self'; img-src 'self' 
 
 #[derive(Debug, Clone)]
 pub struct WebConfig {
-    /// Folder with `index.html` and the `pkg/` bundle.
-    pub www: PathBuf,
+    /// The page's files.
+    pub site: Site,
     pub bridge: BridgeConfig,
     pub origins: OriginPolicy,
     /// HTTP connections at once; further ones get 503. An upgraded connection counts
@@ -111,7 +111,7 @@ struct WebState {
 /// Serves the page and the bridge until `shutdown` is cancelled, then waits (at most the
 /// shutdown grace period) for requests and sessions in flight.
 pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: CancellationToken) {
-    let www = config.www.clone();
+    let site = config.site.router();
     let grace = config.shutdown_grace;
     let (max_connections, request_timeout) = (config.max_connections, config.request_timeout);
     let stall_timeout = config.bridge.idle_timeout;
@@ -127,8 +127,7 @@ pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: Cance
     let app = Router::new()
         .route("/ws", get(websocket))
         .with_state(state)
-        .nest_service("/pkg", ServeDir::new(www.join("pkg")))
-        .fallback_service(ServeDir::new(&www))
+        .merge(site)
         .layer(middleware::from_fn(refuse_odd_targets))
         .layer(header(CACHE_CONTROL, CACHE))
         .layer(header(X_CONTENT_TYPE_OPTIONS, "nosniff"))
