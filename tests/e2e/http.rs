@@ -269,6 +269,7 @@ async fn one_address_over_its_http_limit_gets_503_and_others_are_served() {
     let web = WebServer::start(config).await;
     let held = [connect(web.addr).await, connect(web.addr).await];
     let mut third = connect(web.addr).await;
+    send(&mut third, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let answer = read_to_end(&mut third).await;
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
@@ -295,6 +296,7 @@ async fn connections_over_the_limit_get_503_and_freed_slots_serve_again() {
     let web = limited_web(2, Duration::from_secs(30)).await;
     let held = [connect(web.addr).await, connect(web.addr).await];
     let mut third = connect(web.addr).await;
+    send(&mut third, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let answer = String::from_utf8_lossy(&read_to_end(&mut third).await).into_owned();
     assert!(
         answer.starts_with("HTTP/1.1 503 ") && answer.ends_with("try again later\n"),

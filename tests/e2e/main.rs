@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod crash;
 mod framed;
+mod health;
 mod http;
 mod live;
 mod robustness;

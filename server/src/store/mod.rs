@@ -580,6 +580,18 @@ impl Store {
         Ok(count)
     }
 
+    /// Whether the store answers: a database store reads its pictures table (on the blocking
+    /// pool, so a caller that puts a deadline on this also covers a pool that is full).
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Folder(_) => Ok(()),
+            Backend::Sqlite { db, .. } => {
+                let db = db.clone();
+                Ok(blocking(move || db.ping()).await??)
+            }
+        }
+    }
+
     /// `PRAGMA integrity_check` of a database store ("ok" when sound).
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
         match &self.backend {

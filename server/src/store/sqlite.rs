@@ -192,11 +192,34 @@ impl Database {
 
     /// The bytes of the content with this hash, from one of the reading connections.
     pub fn read_bytes(&self, sha256: &[u8; 32]) -> Result<Option<Vec<u8>>, DbError> {
+        self.read(|conn| read_bytes(conn, sha256))
+    }
+
+    /// Whether the database file can be opened and read now. The open connections would not
+    /// tell: they keep working on a file deleted under them, and answer from their caches. A
+    /// new connection reads the file's header and schema.
+    pub fn ping(&self) -> Result<(), DbError> {
+        let open_error = |source| DbError::Open {
+            path: self.path.clone(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_error)?;
+        conn.query_row("SELECT 1 FROM pictures LIMIT 1", [], |_| Ok(()))
+            .optional()?;
+        Ok(())
+    }
+
+    /// Runs `read` on one of the reading connections.
+    fn read<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, DbError> {
         let reader = self.readers.lock().ok().and_then(|mut r| r.pop());
         let result = match &reader {
-            Some(conn) => read_bytes(conn, sha256),
+            Some(conn) => read(conn),
             // Every reader is busy: the writer can read too (WAL readers never block it long).
-            None => read_bytes(&self.writer(), sha256),
+            None => read(&self.writer()),
         };
         if let (Some(conn), Ok(mut readers)) = (reader, self.readers.lock()) {
             readers.push(conn);

@@ -4,6 +4,7 @@
 //! accept an answer.
 
 pub(crate) mod bridge;
+mod health;
 mod origin;
 mod site;
 mod upstream;
@@ -25,7 +26,6 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use bytes::Bytes;
 use hyper::server::conn::http1;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -40,16 +40,16 @@ use tower_http::add_extension::AddExtension;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::{debug, warn};
 
-use crate::connection::Connection;
 use crate::limits::{BUSY_READ_TIMEOUT, MAX_BUSY_REJECTIONS};
 use crate::per_ip::PerIp;
 use crate::refusals::{REFUSALS, Refusal};
 use crate::server::next_connection;
 
 pub use bridge::BridgeConfig;
+pub use health::READY_DEADLINE;
 pub use origin::OriginPolicy;
 pub use site::Site;
-pub use upstream::Upstream;
+pub use upstream::{NotReady, Upstream};
 
 /// Browsers keep every file but revalidate it on each load (a 304 when unchanged), so a new
 /// release reaches them at once: the bundle's file names carry no version, and a page of one
@@ -112,6 +112,7 @@ struct WebState {
 /// shutdown grace period) for requests and sessions in flight.
 pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: CancellationToken) {
     let site = config.site.router();
+    let upstream = Arc::new(config.bridge.upstream.clone());
     let grace = config.shutdown_grace;
     let (max_connections, request_timeout) = (config.max_connections, config.request_timeout);
     let stall_timeout = config.bridge.idle_timeout;
@@ -127,6 +128,7 @@ pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: Cance
     let app = Router::new()
         .route("/ws", get(websocket))
         .with_state(state)
+        .merge(health::routes().with_state(upstream.clone()))
         .merge(site)
         .layer(middleware::from_fn(refuse_odd_targets))
         .layer(header(CACHE_CONTROL, CACHE))
@@ -136,32 +138,37 @@ pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: Cance
             CONTENT_SECURITY_POLICY_VALUE,
         ));
     let connections = Arc::new(Semaphore::new(max_connections));
+    // Connections over a cap are answered 503 (health probes as usual) by this many tasks at
+    // most, each quickly; the others are closed.
     let refusals = Arc::new(Semaphore::new(MAX_BUSY_REJECTIONS));
+    let per_ip_refusal = health::over_cap(upstream.clone(), PER_IP_REFUSAL);
+    let busy_refusal = health::over_cap(upstream, BUSY_REFUSAL);
+    let timeouts = HttpTimeouts {
+        request: request_timeout,
+        stall: stall_timeout,
+        keep_alive: true,
+    };
     while let Some((socket, peer)) = next_connection(&listener, &shutdown).await {
-        let refuse = |socket, refusal, answer: &'static [u8]| {
+        let refuse = |socket, refusal, app: &Router| {
             REFUSALS.refused(refusal, peer);
-            // Told why, unless too many are being told already.
             if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                let (app, shutdown) = (app.clone(), shutdown.clone());
                 tracker.spawn(async move {
-                    refuse_http(socket, answer).await;
+                    serve_http(socket, peer, app, REFUSAL_TIMEOUTS, shutdown).await;
                     drop(permit);
                 });
             }
         };
         let Some(ip_slot) = connections_per_ip.try_acquire(peer.ip()) else {
-            refuse(socket, Refusal::HttpPerIp, PER_IP_REFUSAL);
+            refuse(socket, Refusal::HttpPerIp, &per_ip_refusal);
             continue;
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
-            refuse(socket, Refusal::HttpBusy, BUSY_REFUSAL);
+            refuse(socket, Refusal::HttpBusy, &busy_refusal);
             continue;
         };
         let (app, shutdown) = (app.clone(), shutdown.clone());
         tracker.spawn(async move {
-            let timeouts = HttpTimeouts {
-                request: request_timeout,
-                stall: stall_timeout,
-            };
             serve_http(socket, peer, app, timeouts, shutdown).await;
             drop((permit, ip_slot));
         });
@@ -177,26 +184,19 @@ pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: Cance
     }
 }
 
-/// The answer to an HTTP connection over its address's limit.
-const PER_IP_REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
-    content-type: text/plain; charset=utf-8\r\ncontent-length: 64\r\nretry-after: 1\r\n\
-    connection: close\r\n\r\n\
-    too many connections from your address at once; try again later\n";
+/// What an HTTP connection over its address's limit is told.
+const PER_IP_REFUSAL: &str = "too many connections from your address at once; try again later\n";
 
-/// The answer to an HTTP connection over the server's limit.
-const BUSY_REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
-    content-type: text/plain; charset=utf-8\r\ncontent-length: 53\r\nretry-after: 1\r\n\
-    connection: close\r\n\r\n\
-    the server has too many connections; try again later\n";
+/// What an HTTP connection over the server's limit is told.
+const BUSY_REFUSAL: &str = "the server has too many connections; try again later\n";
 
-/// Answers 503 without reading the request, then closes without resetting the connection.
-async fn refuse_http(socket: TcpStream, answer: &'static [u8]) {
-    let mut conn = Connection::new(socket);
-    conn.queue(Bytes::from_static(answer));
-    if conn.flush(BUSY_READ_TIMEOUT).await.is_ok() {
-        conn.close_gracefully().await;
-    }
-}
+/// A connection over a cap has this long to send its request and to take the answer, which
+/// closes it.
+const REFUSAL_TIMEOUTS: HttpTimeouts = HttpTimeouts {
+    request: BUSY_READ_TIMEOUT,
+    stall: BUSY_READ_TIMEOUT,
+    keep_alive: false,
+};
 
 /// How long an HTTP client may hold its connection without doing its part.
 #[derive(Clone, Copy)]
@@ -205,6 +205,8 @@ struct HttpTimeouts {
     request: Duration,
     /// To accept any of the bytes being sent to it (the idle timeout, as over TCP).
     stall: Duration,
+    /// Whether the connection may carry more than one request.
+    keep_alive: bool,
 }
 
 /// Serves one HTTP/1.1 connection, here rather than through `axum::serve` for the timeouts
@@ -224,6 +226,7 @@ async fn serve_http(
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(timeouts.request)
+        .keep_alive(timeouts.keep_alive)
         .max_buf_size(MAX_HEADER_BUFFER)
         .serve_connection(TokioIo::new(Box::pin(socket)), service)
         .with_upgrades();
@@ -333,27 +336,4 @@ async fn websocket(
     headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
     headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prebuilt_refusals_are_whole_http_responses() {
-        for answer in [PER_IP_REFUSAL, BUSY_REFUSAL] {
-            let mut headers = [httparse::EMPTY_HEADER; 8];
-            let mut response = httparse::Response::new(&mut headers);
-            let Ok(httparse::Status::Complete(head_len)) = response.parse(answer) else {
-                panic!("not a whole response head");
-            };
-            assert_eq!(response.code, Some(503));
-            let length = response
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .and_then(|h| std::str::from_utf8(h.value).ok()?.parse::<usize>().ok());
-            assert_eq!(length, Some(answer.len() - head_len));
-        }
-    }
 }

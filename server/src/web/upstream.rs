@@ -12,12 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use picture_protocol::{DecodeError, MAX_RESPONSE_BODY, ResponseHead};
+use picture_protocol::{
+    Command, DecodeError, EncodeError, MAX_RESPONSE_BODY, Request, ResponseHead,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::answer::Service;
+use crate::store::StoreError;
 
 /// How long the bridge waits for its picture server to accept a connection or send more.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -68,6 +71,45 @@ impl fmt::Debug for Upstream {
     }
 }
 
+impl Upstream {
+    /// Whether what answers the bridge's requests answers now, within `deadline`: this
+    /// process's store, or the picture server over TCP (a PING on a new connection).
+    pub async fn ready(&self, deadline: Duration) -> Result<(), NotReady> {
+        let check = async {
+            match &self.0 {
+                Source::Local(service) => service.store().ready().await.map_err(NotReady::Store),
+                Source::Tcp(addr) => {
+                    let ping = Request {
+                        id: 0,
+                        command: Command::Ping,
+                    };
+                    let ping = ping.encode().map_err(|e| NotReady::Upstream(e.into()))?;
+                    let mut upstream = TcpUpstream::connect(addr).await?;
+                    upstream
+                        .send(&ping)
+                        .await
+                        .map(drop)
+                        .map_err(NotReady::Upstream)
+                }
+            }
+        };
+        timeout(deadline, check)
+            .await
+            .unwrap_or(Err(NotReady::Timeout(deadline)))
+    }
+}
+
+/// Why `/readyz` says no.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("the store: {0}")]
+    Store(StoreError),
+    #[error("the picture server: {0}")]
+    Upstream(#[from] UpstreamError),
+    #[error("no answer within {} s", .0.as_secs())]
+    Timeout(Duration),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("cannot connect to {addr}: {source}")]
@@ -80,6 +122,8 @@ pub enum UpstreamError {
     Closed,
     #[error("it sent an invalid response: {0}")]
     Protocol(#[from] DecodeError),
+    #[error("cannot encode the request: {0}")]
+    Encode(#[from] EncodeError),
 }
 
 /// The bridge session's connection to a picture server over TCP.
