@@ -2,7 +2,7 @@
 //! [`Service`] that the TCP sessions and the WebSocket bridge share.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use picture_protocol::{
@@ -14,6 +14,7 @@ use tracing::{error, info, warn};
 
 use crate::access::AdminToken;
 use crate::connection::Connection;
+use crate::metrics::{self, Transport};
 use crate::store::{Store, WriteError};
 
 /// Uploads received or checked at once. Each is held whole in memory from its first byte
@@ -119,11 +120,22 @@ impl EncodedAnswer {
     }
 }
 
-/// What one connection (or WebSocket session) has established.
-#[derive(Debug, Default)]
+/// What one connection (or WebSocket session) has established, and how it came.
+#[derive(Debug)]
 pub struct Caller {
     /// It presented the admin token.
     pub authorized: bool,
+    pub transport: Transport,
+}
+
+impl Caller {
+    /// A caller that has presented nothing yet.
+    pub fn new(transport: Transport) -> Caller {
+        Caller {
+            authorized: false,
+            transport,
+        }
+    }
 }
 
 /// A connection that asked to WATCH: where its notices come from, and the id they carry.
@@ -225,6 +237,18 @@ impl Service {
 
     /// Answers one request. `upload` holds the bytes that followed a PUT frame.
     pub async fn answer(&self, caller: &mut Caller, command: &Command, upload: Bytes) -> Answer {
+        let started = Instant::now();
+        let answer = self.make_answer(caller, command, upload).await;
+        metrics::answered(
+            caller.transport,
+            command.kind(),
+            answer.status,
+            started.elapsed(),
+        );
+        answer
+    }
+
+    async fn make_answer(&self, caller: &mut Caller, command: &Command, upload: Bytes) -> Answer {
         if command.kind().is_write()
             && let Err(refusal) = self.check_write(caller)
         {

@@ -31,6 +31,8 @@ pub struct Connection<S = TcpStream> {
     stream: S,
     buffer: BytesMut,
     outgoing: ChunkQueue,
+    /// Bytes read so far.
+    received: u64,
 }
 
 impl<S> Connection<S> {
@@ -55,6 +57,11 @@ impl<S> Connection<S> {
         self.buffer.split_to(n.min(self.buffer.len())).freeze()
     }
 
+    /// Bytes read so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
     /// Makes room for `n` more bytes in one go, for a large body whose length is known.
     pub fn reserve(&mut self, n: usize) {
         self.buffer.reserve(n.saturating_sub(self.buffer.len()));
@@ -67,13 +74,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             stream,
             buffer: BytesMut::with_capacity(READ_CHUNK),
             outgoing: ChunkQueue::default(),
+            received: 0,
         }
     }
 
     /// Reads whatever the peer sends next into the buffer. Returns 0 at end of stream.
     pub async fn fill(&mut self) -> io::Result<usize> {
         self.buffer.reserve(READ_CHUNK);
-        self.stream.read_buf(&mut self.buffer).await
+        let read = self.stream.read_buf(&mut self.buffer).await?;
+        self.received += read as u64;
+        Ok(read)
     }
 
     /// Writes everything queued. A peer that accepts no bytes for `stall_timeout` is given up

@@ -13,6 +13,7 @@
 //!   that applies the write policy of [`access`] to the [`store`].
 //! * [`store`]: the catalog and the picture bytes (SQLite database or read-only folder), the
 //!   checks uploads pass, and the feed of changes.
+//! * [`metrics`]: the numbers `/metrics` shows, recorded where they happen.
 //! * [`limits`]: every bound a client is held to; `per_ip`: the caps per client address;
 //!   `refusals`: warnings about refused clients, at most one line per interval.
 //! * [`client`]: the framed-protocol client (TCP or WebSocket) used by `picture-client`.
@@ -32,6 +33,7 @@ mod connection;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod limits;
+pub mod metrics;
 mod per_ip;
 mod refusals;
 pub mod server;

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
+use crate::metrics;
+
 /// Shortest time between two warnings.
 pub const WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -32,6 +34,19 @@ pub enum Refusal {
 const REASONS: usize = 7;
 
 impl Refusal {
+    /// The refusal's label in the metrics.
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::TcpBusy => "tcp_busy",
+            Refusal::TcpPerIp => "tcp_per_ip",
+            Refusal::HttpBusy => "http_busy",
+            Refusal::HttpPerIp => "http_per_ip",
+            Refusal::WsBusy => "ws_busy",
+            Refusal::WsPerIp => "ws_per_ip",
+            Refusal::Origin => "origin",
+        }
+    }
+
     fn describe(index: usize) -> &'static str {
         [
             "over the connection limit",
@@ -65,6 +80,7 @@ impl RefusalLog {
 
     /// Records a refusal of `peer` (a client address), warning if it is time to.
     pub fn refused(&self, reason: Refusal, peer: impl std::fmt::Display) {
+        metrics::refused(reason.label());
         self.counts[reason as usize].fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let mut last = self

@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 use crate::answer::{Answer, Service};
 use crate::connection::Connection;
 use crate::limits::{BUSY_READ_TIMEOUT, Limits, MAX_BUSY_REJECTIONS};
+use crate::metrics::{self, Transport};
 use crate::per_ip::PerIp;
 use crate::refusals::{REFUSALS, Refusal};
 use crate::session::{self, Mode, Stats, queue_answer};
@@ -125,9 +126,15 @@ async fn handle(
     shutdown: &CancellationToken,
 ) {
     let started = Instant::now();
+    let _open = metrics::Open::new("tcp");
     let mut conn = Connection::new(stream);
     let mut stats = Stats::default();
     let end = session::run(&mut conn, service, limits, shutdown, &mut stats).await;
+    let transport = match stats.mode {
+        Some(Mode::Bare) => Transport::Bare,
+        _ => Transport::Tcp,
+    };
+    metrics::transferred(transport, stats.bytes_out, conn.received());
     info!(
         %peer,
         mode = stats.mode.map_or("none", Mode::name),

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::answer::{Answer, Caller, Service, Watch};
 use crate::connection::Connection;
 use crate::limits::{BARE_CHOICE_MAX, Limits, MAX_QUEUED_RESPONSES};
+use crate::metrics::Transport;
 
 /// What a session did, for its log line.
 #[derive(Debug, Default)]
@@ -134,7 +135,7 @@ async fn serve_framed(
     shutdown: &CancellationToken,
     stats: &mut Stats,
 ) -> Result<End, End> {
-    let mut caller = Caller::default();
+    let mut caller = Caller::new(Transport::Tcp);
     let mut watch: Option<Watch> = None;
     // When the request now being received began; it must be whole by the request timeout.
     let mut request_started = Some(Instant::now());
@@ -287,7 +288,7 @@ async fn serve_bare(
         variant: Variant::default(),
     });
     let answer = service
-        .answer(&mut Caller::default(), &get, Bytes::new())
+        .answer(&mut Caller::new(Transport::Bare), &get, Bytes::new())
         .await;
     if !matches!(answer.status, Status::Ok | Status::NotFound) {
         // There is no way to report an error in this mode; sending the message as if it were

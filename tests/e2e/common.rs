@@ -260,6 +260,7 @@ pub fn www_dir() -> PathBuf {
 pub fn web_config(www: &Path, upstream: Upstream) -> WebConfig {
     WebConfig {
         site: Site::Folder(www.to_path_buf()),
+        metrics: None,
         bridge: BridgeConfig {
             upstream,
             idle_timeout: Duration::from_secs(60),

@@ -10,6 +10,7 @@ mod framed;
 mod health;
 mod http;
 mod live;
+mod metrics;
 mod robustness;
 mod shutdown;
 mod store;

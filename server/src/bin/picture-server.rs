@@ -29,6 +29,7 @@ use picture_server::args;
 use picture_server::limits::{
     ConnectionLimits, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_UPLOAD_SIZE,
 };
+use picture_server::metrics::Exporter;
 use picture_server::store::{
     DEFAULT_CACHE_SIZE, MAX_PICTURE_BYTES, Store, StoreOptions, StoreUrl, UploadRules, export,
 };
@@ -175,8 +176,8 @@ struct WebArgs {
     /// headers); also how long a kept-alive HTTP connection may sit idle.
     #[arg(long, env = "PICTURE_REQUEST_TIMEOUT", default_value = "10", value_parser = args::seconds)]
     request_timeout: Duration,
-    /// HTTP connections at once (WebSocket sessions count against --max-ws-sessions); more are
-    /// closed.
+    /// HTTP connections at once (WebSocket sessions count against --max-ws-sessions); more get
+    /// 503.
     #[arg(long, env = "PICTURE_MAX_HTTP_CONNECTIONS", default_value_t = 1024, value_parser = args::within(1, MAX_CONNECTIONS))]
     max_http_connections: usize,
     /// HTTP connections at once from one client address (IPv6: one /64); more get 503.
@@ -188,6 +189,9 @@ struct WebArgs {
     /// WebSocket sessions at once from one client address (IPv6: one /64); more get 503.
     #[arg(long, env = "PICTURE_MAX_WS_SESSIONS_PER_IP", default_value_t = 16, value_parser = args::within(1, MAX_CONNECTIONS))]
     max_ws_sessions_per_ip: usize,
+    /// Serve no /metrics (and record none).
+    #[arg(long, env = "PICTURE_NO_METRICS")]
+    no_metrics: bool,
     /// Largest WebSocket message accepted, in bytes.
     #[arg(long, env = "PICTURE_MAX_WS_MESSAGE", default_value_t = 64 * 1024, value_parser = args::within(MIN_WS_MESSAGE, MAX_PICTURE_BYTES))]
     max_ws_message: usize,
@@ -420,8 +424,13 @@ async fn start_web(
         );
     }
     println!("picture-server: page at http://{addr}/ (bridge to {upstream})");
+    let metrics = match args.no_metrics {
+        true => None,
+        false => Some(Exporter::install().context("cannot set up the metrics")?),
+    };
     let config = WebConfig {
         site,
+        metrics,
         bridge: BridgeConfig {
             upstream,
             idle_timeout: args.idle_timeout,

@@ -37,6 +37,8 @@ use picture_protocol::{Change, ChangeKind, PictureInfo, Selector};
 use tokio::sync::{Mutex, broadcast};
 use tracing::info;
 
+use crate::metrics;
+
 use cache::ByteCache;
 pub use catalog::Catalog;
 use catalog::Edit;
@@ -367,7 +369,9 @@ impl Store {
         match &self.backend {
             Backend::Folder(bytes) => bytes.get(&info.sha256).cloned().ok_or_else(missing),
             Backend::Sqlite { db, cache } => {
-                if let Some(bytes) = cache.get(&info.sha256) {
+                let cached = cache.get(&info.sha256);
+                metrics::cache_lookup(cached.is_some());
+                if let Some(bytes) = cached {
                     return Ok(bytes);
                 }
                 let (db, cache, sha256) = (db.clone(), cache.clone(), info.sha256);

@@ -7,12 +7,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use picture_protocol::PictureInfo;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 use super::catalog::{Edit, name_key};
+use crate::metrics;
 
 /// How long a connection waits for another one's lock before it gives up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -215,16 +216,18 @@ impl Database {
 
     /// Runs `read` on one of the reading connections.
     fn read<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, DbError> {
-        let reader = self.readers.lock().ok().and_then(|mut r| r.pop());
-        let result = match &reader {
-            Some(conn) => read(conn),
-            // Every reader is busy: the writer can read too (WAL readers never block it long).
-            None => read(&self.writer()),
-        };
-        if let (Some(conn), Ok(mut readers)) = (reader, self.readers.lock()) {
-            readers.push(conn);
-        }
-        Ok(result?)
+        timed("read", || {
+            let reader = self.readers.lock().ok().and_then(|mut r| r.pop());
+            let result = match &reader {
+                Some(conn) => read(conn),
+                // Every reader is busy: the writer can read too (WAL readers never block it long).
+                None => read(&self.writer()),
+            };
+            if let (Some(conn), Ok(mut readers)) = (reader, self.readers.lock()) {
+                readers.push(conn);
+            }
+            Ok(result?)
+        })
     }
 
     /// Applies one edit in one transaction, storing `content` first if it is new, and bumps the
@@ -242,39 +245,41 @@ impl Database {
         expected: u64,
         then: impl FnOnce(u64) -> T,
     ) -> Result<T, DbError> {
-        let mut conn = self.writer();
-        let tx = conn.transaction()?;
-        let found = setting::<i64>(&tx, "version")?.unwrap_or(0) as u64;
-        if found != expected {
-            return Err(DbError::Diverged { found, expected });
-        }
-        if let (Some(bytes), Edit::Append(info) | Edit::Replace(_, info)) = (content, edit) {
-            store_content(&tx, info, bytes)?;
-        }
-        // The content an edit may leave unused: checking just that one keeps a write's cost
-        // independent of the catalog's size.
-        let replaced: Option<Vec<u8>> = match edit {
-            Edit::Replace(index, _) | Edit::Remove(index) => tx
-                .query_row(
-                    "SELECT sha256 FROM pictures WHERE position = ?1",
-                    [*index as i64 + 1],
-                    |row| row.get(0),
-                )
-                .optional()?,
-            _ => None,
-        };
-        apply_edit(&tx, edit)?;
-        if let Some(sha256) = replaced {
-            tx.execute(
-                "DELETE FROM contents WHERE sha256 = ?1
-                 AND NOT EXISTS (SELECT 1 FROM pictures WHERE sha256 = ?1)
-                 AND ?1 IS NOT (SELECT value FROM settings WHERE key = 'not_found')",
-                [sha256],
-            )?;
-        }
-        let version = bump_version(&tx)?;
-        tx.commit()?;
-        Ok(then(version))
+        timed("write", || {
+            let mut conn = self.writer();
+            let tx = conn.transaction()?;
+            let found = setting::<i64>(&tx, "version")?.unwrap_or(0) as u64;
+            if found != expected {
+                return Err(DbError::Diverged { found, expected });
+            }
+            if let (Some(bytes), Edit::Append(info) | Edit::Replace(_, info)) = (content, edit) {
+                store_content(&tx, info, bytes)?;
+            }
+            // The content an edit may leave unused: checking just that one keeps a write's cost
+            // independent of the catalog's size.
+            let replaced: Option<Vec<u8>> = match edit {
+                Edit::Replace(index, _) | Edit::Remove(index) => tx
+                    .query_row(
+                        "SELECT sha256 FROM pictures WHERE position = ?1",
+                        [*index as i64 + 1],
+                        |row| row.get(0),
+                    )
+                    .optional()?,
+                _ => None,
+            };
+            apply_edit(&tx, edit)?;
+            if let Some(sha256) = replaced {
+                tx.execute(
+                    "DELETE FROM contents WHERE sha256 = ?1
+                     AND NOT EXISTS (SELECT 1 FROM pictures WHERE sha256 = ?1)
+                     AND ?1 IS NOT (SELECT value FROM settings WHERE key = 'not_found')",
+                    [sha256],
+                )?;
+            }
+            let version = bump_version(&tx)?;
+            tx.commit()?;
+            Ok(then(version))
+        })
     }
 
     /// Imports pictures in one transaction: a name already present gets the new content and
@@ -507,4 +512,15 @@ fn bump_version(tx: &Transaction<'_>) -> rusqlite::Result<u64> {
         |row| row.get(0),
     )?;
     Ok(version as u64)
+}
+
+/// Runs one database operation, recording how long it took and whether it failed.
+fn timed<T>(
+    op: &'static str,
+    operation: impl FnOnce() -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    let started = Instant::now();
+    let result = operation();
+    metrics::store_operation(op, started.elapsed(), result.is_err());
+    result
 }

@@ -24,6 +24,7 @@ use super::websocket::{
     CLOSE_GOING_AWAY, CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_POLICY, Incoming, Socket, WsError,
 };
 use crate::answer::{Answer, Caller, Watch};
+use crate::metrics::{self, Transport};
 
 /// What a session needs to know.
 #[derive(Debug, Clone)]
@@ -47,7 +48,6 @@ enum Event {
 }
 
 /// What one session has established: the credential, and a subscription to changes.
-#[derive(Default)]
 struct SessionState {
     caller: Caller,
     watch: Option<Watch>,
@@ -94,7 +94,11 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut last_active = Instant::now();
     let mut last_received = 0;
     let mut requests = 0u64;
-    let mut session = SessionState::default();
+    let mut session = SessionState {
+        caller: Caller::new(Transport::WebSocket),
+        watch: None,
+    };
+    let _open = metrics::Open::new("websocket");
     let end = loop {
         let event = tokio::select! {
             biased;
@@ -179,6 +183,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         // The message, and a long transfer to a slow browser, are activity.
         last_active = Instant::now();
     };
+    metrics::transferred(Transport::WebSocket, socket.sent(), socket.received());
     if let Some((code, reason)) = end.close {
         socket.close(code, &reason).await;
     }

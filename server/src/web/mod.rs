@@ -19,8 +19,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{
-    CACHE_CONTROL, CONNECTION, CONTENT_SECURITY_POLICY, SEC_WEBSOCKET_ACCEPT, UPGRADE,
-    X_CONTENT_TYPE_OPTIONS,
+    CACHE_CONTROL, CONNECTION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, SEC_WEBSOCKET_ACCEPT,
+    UPGRADE, X_CONTENT_TYPE_OPTIONS,
 };
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -41,6 +41,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::{debug, warn};
 
 use crate::limits::{BUSY_READ_TIMEOUT, MAX_BUSY_REJECTIONS};
+use crate::metrics::{self, Exporter};
 use crate::per_ip::PerIp;
 use crate::refusals::{REFUSALS, Refusal};
 use crate::server::next_connection;
@@ -78,6 +79,8 @@ const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'self'; img-src 'self' 
 pub struct WebConfig {
     /// The page's files.
     pub site: Site,
+    /// What `/metrics` shows, if anything (404 without).
+    pub metrics: Option<Exporter>,
     pub bridge: BridgeConfig,
     pub origins: OriginPolicy,
     /// HTTP connections at once; further ones get 503. An upgraded connection counts
@@ -127,6 +130,7 @@ pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: Cance
     });
     let app = Router::new()
         .route("/ws", get(websocket))
+        .route("/metrics", get(metrics_page))
         .with_state(state)
         .merge(health::routes().with_state(upstream.clone()))
         .merge(site)
@@ -271,6 +275,18 @@ fn header(
     value: &'static str,
 ) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+}
+
+/// The process's metrics in Prometheus' text format.
+async fn metrics_page(State(state): State<Arc<WebState>>) -> Response {
+    let Some(exporter) = &state.config.metrics else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if let Some(store) = state.config.bridge.upstream.store() {
+        metrics::cache_size(store.cached_bytes());
+    }
+    let content_type = "text/plain; version=0.0.4; charset=utf-8";
+    ([(CONTENT_TYPE, content_type)], exporter.render()).into_response()
 }
 
 async fn websocket(

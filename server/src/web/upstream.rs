@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::answer::Service;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 /// How long the bridge waits for its picture server to accept a connection or send more.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -72,6 +72,14 @@ impl fmt::Debug for Upstream {
 }
 
 impl Upstream {
+    /// This process's store, when that is what answers.
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        match &self.0 {
+            Source::Local(service) => Some(service.store()),
+            Source::Tcp(_) => None,
+        }
+    }
+
     /// Whether what answers the bridge's requests answers now, within `deadline`: this
     /// process's store, or the picture server over TCP (a PING on a new connection).
     pub async fn ready(&self, deadline: Duration) -> Result<(), NotReady> {

@@ -164,6 +164,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
         self.ws.get_ref().received
     }
 
+    /// Bytes sent so far, frame headers and all.
+    pub fn sent(&self) -> u64 {
+        self.ws.get_ref().sent
+    }
+
     /// The next message. Cancel-safe: what has arrived of a message stays with the socket.
     pub async fn next(&mut self) -> Result<Incoming, WsError> {
         loop {
@@ -262,6 +267,8 @@ struct Metered<S> {
     limit: u64,
     /// Bytes read so far.
     received: u64,
+    /// Bytes written so far.
+    sent: u64,
     /// The session sent more than its limit without finishing a message.
     over_limit: bool,
 }
@@ -272,6 +279,7 @@ impl<S: AsyncRead> Metered<S> {
             inner: stream.take(0),
             limit,
             received: 0,
+            sent: 0,
             over_limit: false,
         };
         metered.start_message();
@@ -313,7 +321,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Metered<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(self.get_mut().inner.get_mut()).poll_write(cx, buf)
+        let this = self.get_mut();
+        let written = ready!(Pin::new(this.inner.get_mut()).poll_write(cx, buf))?;
+        this.sent += written as u64;
+        Poll::Ready(Ok(written))
     }
 
     fn poll_write_vectored(
@@ -321,7 +332,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Metered<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(self.get_mut().inner.get_mut()).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let written = ready!(Pin::new(this.inner.get_mut()).poll_write_vectored(cx, bufs))?;
+        this.sent += written as u64;
+        Poll::Ready(Ok(written))
     }
 
     fn is_write_vectored(&self) -> bool {

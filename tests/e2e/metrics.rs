@@ -1,0 +1,201 @@
+//! `/metrics` of the real binary: the counters move as a known load says they must.
+
+#![cfg(unix)]
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use picture_protocol::{Command, MAX_RESPONSE_BODY, Selector, Status, decode_response};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::common::*;
+
+/// The value of the series `name` whose labels include all of `labels`, or 0 if there is none.
+fn value(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .find(|(series, _)| {
+            let (series_name, series_labels) = series.split_once('{').unwrap_or((series, ""));
+            series_name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| series_labels.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn scrape(http: std::net::SocketAddr) -> String {
+    let mut stream = connect(http).await;
+    send(
+        &mut stream,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let answer = String::from_utf8_lossy(&read_to_end(&mut stream).await).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("content-type: text/plain; version=0.0.4"),
+        "{answer}"
+    );
+    answer
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_owned())
+}
+
+/// Scrapes until `ready` holds of the metrics: counters of a connection are added as it ends.
+async fn scrape_until(http: std::net::SocketAddr, ready: impl Fn(&str) -> bool) -> String {
+    within(async {
+        loop {
+            let metrics = scrape(http).await;
+            if ready(&metrics) {
+                return metrics;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn counters_follow_a_known_load() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut server = start_server_binary(&dir.path().join("pictures.db"), &[]).await;
+    let tcp = server.addr("tcp://");
+    let page = within(server.stdout.next_line())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no page line"));
+    let http = addr_in(&page, "http://");
+    let pictures = catalog(tcp).await;
+    let first = &pictures[0];
+
+    // 5 GETs and a PING over one framed connection; 3 bare choices; 2 GETs over WebSocket;
+    // one unknown picture; one WebSocket handshake from a foreign page.
+    let mut stream = connect(tcp).await;
+    let mut buf = Vec::new();
+    for id in 0..5 {
+        send(&mut stream, &frame(id, get(Selector::Number(1)))).await;
+        assert_eq!(
+            read_response(&mut stream, &mut buf).await.head.status,
+            Status::Ok
+        );
+    }
+    send(&mut stream, &frame(9, Command::Ping)).await;
+    read_response(&mut stream, &mut buf).await;
+    drop(stream);
+    for _ in 0..3 {
+        assert!(exchange_raw(tcp, b"1").await == asset_bytes(&first.name));
+    }
+    assert_eq!(
+        call(tcp, by_name("no-such-picture")).await.head.status,
+        Status::NotFound
+    );
+    let (mut socket, _) = within(tokio_tungstenite::connect_async(format!("ws://{http}/ws")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for id in 0..2 {
+        let request = Message::Binary(Bytes::from(frame(id, get(Selector::Number(1)))));
+        socket.send(request).await.unwrap_or_else(|e| panic!("{e}"));
+        let Some(Ok(Message::Binary(answer))) = within(socket.next()).await else {
+            panic!("no answer");
+        };
+        let (response, _) = decode_response(&answer, MAX_RESPONSE_BODY)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("not a response"));
+        assert_eq!(response.head.status, Status::Ok);
+    }
+    socket.close(None).await.unwrap_or_else(|e| panic!("{e}"));
+    drop(socket);
+    let mut foreign = format!("ws://{http}/ws")
+        .into_client_request()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let origin = "http://evil.example"
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    foreign.headers_mut().insert("origin", origin);
+    assert!(
+        within(tokio_tungstenite::connect_async(foreign))
+            .await
+            .is_err()
+    );
+
+    let requests = |m: &str, op, status, transport| {
+        value(
+            m,
+            "picture_requests_total",
+            &[("op", op), ("status", status), ("transport", transport)],
+        )
+    };
+    // Every connection has ended and been counted: the TCP ones have sent their pictures.
+    let picture = first.size as f64;
+    let metrics = scrape_until(http, |m| {
+        value(m, "picture_sent_bytes_total", &[("transport", "bare")]) >= 3.0 * picture
+            && value(m, "picture_sent_bytes_total", &[("transport", "websocket")]) >= 2.0 * picture
+            && value(m, "picture_open_connections", &[("kind", "tcp")]) == 0.0
+            && value(m, "picture_open_connections", &[("kind", "websocket")]) == 0.0
+    })
+    .await;
+    assert_eq!(requests(&metrics, "GET", "ok", "tcp"), 5.0, "{metrics}");
+    assert_eq!(requests(&metrics, "PING", "ok", "tcp"), 1.0, "{metrics}");
+    assert_eq!(
+        requests(&metrics, "GET", "not_found", "tcp"),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(requests(&metrics, "GET", "ok", "bare"), 3.0, "{metrics}");
+    assert_eq!(
+        requests(&metrics, "GET", "ok", "websocket"),
+        2.0,
+        "{metrics}"
+    );
+    assert!(
+        value(
+            &metrics,
+            "picture_sent_bytes_total",
+            &[("transport", "tcp")]
+        ) >= 5.0 * picture
+    );
+    assert!(
+        value(
+            &metrics,
+            "picture_received_bytes_total",
+            &[("transport", "bare")]
+        ) >= 3.0
+    );
+    assert_eq!(
+        value(&metrics, "picture_refusals_total", &[("reason", "origin")]),
+        1.0,
+        "{metrics}"
+    );
+    // The first GET read the picture from the database; the other nine came from the cache.
+    let lookups = |result| {
+        value(
+            &metrics,
+            "picture_cache_lookups_total",
+            &[("result", result)],
+        )
+    };
+    assert_eq!((lookups("miss"), lookups("hit")), (1.0, 9.0), "{metrics}");
+    assert!(
+        value(&metrics, "picture_cache_bytes", &[]) >= picture,
+        "{metrics}"
+    );
+    let gets = value(
+        &metrics,
+        "picture_request_duration_seconds_count",
+        &[("op", "GET"), ("transport", "tcp")],
+    );
+    assert_eq!(gets, 6.0, "{metrics}");
+    assert!(
+        value(
+            &metrics,
+            "picture_store_duration_seconds_count",
+            &[("op", "read")]
+        ) >= 1.0,
+        "{metrics}"
+    );
+}
