@@ -1,4 +1,5 @@
-//! `/metrics` of the real binary: the counters move as a known load says they must.
+//! What an operator watches on the real binary: `/metrics`, whose counters move as a known
+//! load says they must, and the logs as JSON.
 
 #![cfg(unix)]
 
@@ -198,4 +199,39 @@ async fn counters_follow_a_known_load() {
         ) >= 1.0,
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn json_logs_have_one_object_per_line_with_the_connection_fields() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let server = start_server_binary(
+        &dir.path().join("pictures.db"),
+        &[("PICTURE_LOG_FORMAT", "json")],
+    )
+    .await;
+    let tcp = server.addr("tcp://");
+    assert!(exchange_raw(tcp, b"1").await.len() > 1000);
+    let line = server.stderr_line("connection closed").await;
+    let entry: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(entry["level"], "INFO", "{line}");
+    assert_eq!(
+        entry["fields"]["message"], "connection closed: done",
+        "{line}"
+    );
+    assert_eq!(entry["fields"]["mode"], "bare", "{line}");
+    assert_eq!(entry["fields"]["requests"], 1, "{line}");
+    assert!(
+        entry["fields"]["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("127.0.0.1:")),
+        "{line}"
+    );
+    // Every line is an object, the start-up ones too.
+    for line in server.stderr().lines() {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "{line}"
+        );
+    }
 }

@@ -45,10 +45,20 @@ use tokio_util::sync::CancellationToken;
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    /// How log lines (on standard error) are written: text for people, json (one object per
+    /// line) for log shippers.
+    #[arg(long, global = true, env = "PICTURE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(flatten)]
     serve: ServeArgs,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -230,13 +240,16 @@ fn upload_size(s: &str) -> Result<usize, String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let shutdown = CancellationToken::new();
     let tasks = match cli.command {
         None => start_server(cli.serve, &shutdown).await?,
