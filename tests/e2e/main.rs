@@ -5,6 +5,7 @@ mod bench;
 mod browser;
 mod cli;
 mod common;
+mod config;
 mod crash;
 mod framed;
 mod health;

@@ -3,12 +3,14 @@
 
 #![forbid(unsafe_code)]
 
+mod config;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use picture_protocol::{MAX_REQUEST_PAYLOAD, MAX_TOKEN_LEN, REQUEST_HEADER_LEN};
 
 /// An admin token shorter than this is accepted with a warning: it can be guessed.
@@ -45,14 +47,37 @@ use tokio_util::sync::CancellationToken;
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
-    /// How log lines (on standard error) are written: text for people, json (one object per
-    /// line) for log shippers.
-    #[arg(long, global = true, env = "PICTURE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
     #[command(flatten)]
     serve: ServeArgs,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+impl Cli {
+    fn common(&self) -> &CommonArgs {
+        match &self.command {
+            None => &self.serve.common,
+            Some(Command::Config { serve }) => &serve.common,
+            Some(
+                Command::Bridge { common, .. }
+                | Command::Import { common, .. }
+                | Command::Export { common, .. },
+            ) => common,
+        }
+    }
+}
+
+/// What every command takes.
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// A TOML file of settings, under the flags' names (see README); flags and the environment
+    /// take precedence over it.
+    #[arg(long, env = "PICTURE_CONFIG")]
+    config: Option<PathBuf>,
+    /// How log lines (on standard error) are written: text for people, json (one object per
+    /// line) for log shippers.
+    #[arg(long, env = "PICTURE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -63,6 +88,12 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Print the settings the server would run with, and where each comes from (flag,
+    /// environment, config file or default); the admin token is masked.
+    Config {
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
     /// Serve only the page and the WebSocket bridge, for a picture server elsewhere.
     Bridge {
         /// The picture server to forward to, HOST:PORT.
@@ -70,6 +101,8 @@ enum Command {
         upstream: String,
         #[command(flatten)]
         web: WebArgs,
+        #[command(flatten)]
+        common: CommonArgs,
     },
     /// Add the pictures of a folder (and the titles and order of its catalog.toml) to a store;
     /// pictures whose name is already there are replaced. Run it while no server uses the store.
@@ -78,6 +111,8 @@ enum Command {
         dir: PathBuf,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        common: CommonArgs,
     },
     /// Write every picture of a store into a folder, with a catalog.toml that `import` reads.
     Export {
@@ -85,6 +120,8 @@ enum Command {
         dir: PathBuf,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        common: CommonArgs,
     },
 }
 
@@ -126,6 +163,8 @@ impl StoreArgs {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
     /// Address for the picture protocol.
     #[arg(long, env = "PICTURE_TCP_ADDR", default_value = "127.0.0.1:40674")]
     tcp_addr: String,
@@ -240,20 +279,33 @@ fn upload_size(s: &str) -> Result<usize, String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let command = Cli::command();
+    let (argv, from_file) = config::with_file_settings(&command, std::env::args_os().collect())?;
+    let matches = command.clone().get_matches_from(argv);
+    let cli = Cli::from_arg_matches(&matches)?;
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr);
-    match cli.log_format {
+    match cli.common().log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
     let shutdown = CancellationToken::new();
     let tasks = match cli.command {
         None => start_server(cli.serve, &shutdown).await?,
-        Some(Command::Bridge { upstream, mut web }) => {
+        Some(Command::Config { .. }) => {
+            let (sub, sub_matches) = matches
+                .subcommand()
+                .and_then(|(name, m)| Some((command.find_subcommand(name)?, m)))
+                .context("no config subcommand")?;
+            print!("{}", config::describe(sub, sub_matches, &from_file));
+            return Ok(());
+        }
+        Some(Command::Bridge {
+            upstream, mut web, ..
+        }) => {
             let fitted = fit_to_open_files(ConnectionLimits {
                 tcp: 0,
                 http: web.max_http_connections,
@@ -263,7 +315,7 @@ async fn main() -> anyhow::Result<()> {
             (web.max_http_connections, web.max_ws_sessions) = (fitted.http, fitted.ws_sessions);
             vec![start_web(&web, Upstream::tcp(upstream), &shutdown).await?]
         }
-        Some(Command::Import { dir, store }) => {
+        Some(Command::Import { dir, store, .. }) => {
             let store = store.open(None).await?;
             let count = store
                 .import(&dir)
@@ -275,7 +327,7 @@ async fn main() -> anyhow::Result<()> {
             );
             return Ok(());
         }
-        Some(Command::Export { dir, store }) => {
+        Some(Command::Export { dir, store, .. }) => {
             if let StoreUrl::Sqlite(path) = &store.store {
                 anyhow::ensure!(path.is_file(), "there is no database at {}", path.display());
             }
