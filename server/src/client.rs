@@ -1,8 +1,9 @@
-//! A client for the framed protocol over one persistent connection: raw TCP, or a WebSocket
-//! bridge (`ws://HOST:PORT/ws`) for networks that only let HTTP through.
+//! A client for the framed protocol over one persistent connection: raw TCP or TLS, or a
+//! WebSocket bridge (`ws://HOST:PORT/ws`, `wss://`) for networks that only let HTTP through.
 
 use std::collections::VecDeque;
 use std::io;
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -12,12 +13,15 @@ use picture_protocol::{
     Page, PageRequest, PictureInfo, PutRequest, RESPONSE_HEADER_LEN, Request, ResponseHead,
     Selector, Status, Variant, decode_catalog,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::tls;
 
 /// How long the client waits for the server to accept a connection or send the next bytes.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -55,12 +59,20 @@ pub struct Fetched {
     pub bytes: Vec<u8>,
 }
 
+/// A connection to the server: TCP, or TLS over TCP.
+trait Link: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Link for S {}
+
 /// How frames travel.
 enum Transport {
     /// A byte stream: responses are cut out of `buffer` by their length fields.
-    Tcp { stream: TcpStream, buffer: BytesMut },
+    Tcp {
+        stream: Box<dyn Link>,
+        buffer: BytesMut,
+    },
     /// One binary message per frame, each way.
-    WebSocket(Box<WebSocketStream<MaybeTlsStream<TcpStream>>>),
+    WebSocket(Box<WebSocketStream<Box<dyn Link>>>),
 }
 
 pub struct Client {
@@ -77,35 +89,70 @@ const REFUSAL_PATIENCE: Duration = Duration::from_secs(2);
 const UPLOAD_PIECE: usize = 256 * 1024;
 
 impl Client {
-    /// Connects to `HOST:PORT` (or `tcp://HOST:PORT`, as the server prints it) over TCP, or
-    /// to a bridge given as a `ws://` URL.
+    /// Connects to `HOST:PORT` (or `tcp://HOST:PORT`, as the server prints it) over TCP,
+    /// `tls://HOST:PORT` over TLS, or to a bridge given as a `ws://` or `wss://` URL. TLS
+    /// trusts the system's certificate authorities.
     pub async fn connect(server: &str) -> Result<Client, ClientError> {
+        Client::connect_trusting(server, None).await
+    }
+
+    /// [`Client::connect`], trusting only the certificates in `ca_file` for TLS when one is
+    /// given (a private certificate authority).
+    pub async fn connect_trusting(
+        server: &str,
+        ca_file: Option<&Path>,
+    ) -> Result<Client, ClientError> {
         let connect_error = |reason: String| ClientError::Connect {
             addr: server.to_owned(),
             reason,
         };
-        let transport = if server.starts_with("ws://") {
+        let (scheme, rest) = server.split_once("://").unwrap_or(("tcp", server));
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let tls = matches!(scheme, "tls" | "wss");
+        if !matches!(scheme, "tcp" | "tls" | "ws" | "wss") {
+            return Err(connect_error(format!(
+                "unknown scheme {scheme}:// (tcp, tls, ws or wss)"
+            )));
+        }
+        let stream = timeout(IO_TIMEOUT, TcpStream::connect(authority))
+            .await
+            .map_err(|_| connect_error("timed out".into()))?
+            .map_err(|e| connect_error(e.to_string()))?;
+        stream.set_nodelay(true)?;
+        let link: Box<dyn Link> = if tls {
+            let alpn: &[&[u8]] = if scheme == "wss" { &[b"http/1.1"] } else { &[] };
+            let connector =
+                tls::connector(ca_file, alpn).map_err(|e| connect_error(e.to_string()))?;
+            let host = authority
+                .rsplit_once(':')
+                .map_or(authority, |(host, _)| host)
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let name = ServerName::try_from(host.to_owned())
+                .map_err(|e| connect_error(format!("{host}: {e}")))?;
+            let secured = timeout(IO_TIMEOUT, connector.connect(name, stream))
+                .await
+                .map_err(|_| connect_error("timed out".into()))?
+                .map_err(|e| connect_error(format!("TLS: {e}")))?;
+            Box::new(secured)
+        } else {
+            Box::new(stream)
+        };
+        let transport = if scheme.starts_with("ws") {
             // Every answer the protocol allows, which is more than tungstenite's defaults.
             let largest = Some(RESPONSE_HEADER_LEN + MAX_RESPONSE_BODY as usize);
             let config = WebSocketConfig::default()
                 .max_message_size(largest)
                 .max_frame_size(largest);
-            let connecting =
-                tokio_tungstenite::connect_async_with_config(server, Some(config), true);
-            let (socket, _) = timeout(IO_TIMEOUT, connecting)
+            let handshake = tokio_tungstenite::client_async_with_config(server, link, Some(config));
+            let (socket, _) = timeout(IO_TIMEOUT, handshake)
                 .await
                 .map_err(|_| connect_error("timed out".into()))?
                 .map_err(|e| connect_error(e.to_string()))?;
             Transport::WebSocket(Box::new(socket))
         } else {
-            let addr = server.strip_prefix("tcp://").unwrap_or(server);
-            let stream = timeout(IO_TIMEOUT, TcpStream::connect(addr))
-                .await
-                .map_err(|_| connect_error("timed out".into()))?
-                .map_err(|e| connect_error(e.to_string()))?;
-            stream.set_nodelay(true)?;
             Transport::Tcp {
-                stream,
+                stream: link,
                 buffer: BytesMut::with_capacity(64 * 1024),
             }
         };
@@ -400,7 +447,7 @@ impl Client {
 }
 
 async fn read_head(
-    stream: &mut TcpStream,
+    stream: &mut Box<dyn Link>,
     buffer: &mut BytesMut,
     patience: Option<Duration>,
 ) -> Result<ResponseHead, ClientError> {
@@ -418,7 +465,7 @@ async fn read_head(
 }
 
 async fn read_body(
-    stream: &mut TcpStream,
+    stream: &mut Box<dyn Link>,
     buffer: &mut BytesMut,
     head: &ResponseHead,
     progress: &mut impl FnMut(u64, u64),
@@ -438,7 +485,7 @@ async fn read_body(
 }
 
 async fn fill(
-    stream: &mut TcpStream,
+    stream: &mut Box<dyn Link>,
     buffer: &mut BytesMut,
     patience: Duration,
 ) -> Result<(), ClientError> {
@@ -453,7 +500,7 @@ async fn fill(
 
 /// The next binary message, skipping control messages.
 async fn next_binary(
-    socket: &mut WebSocketStream<MaybeTlsStream<TcpStream>>,
+    socket: &mut WebSocketStream<Box<dyn Link>>,
     patience: Option<Duration>,
 ) -> Result<Bytes, ClientError> {
     loop {

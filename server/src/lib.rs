@@ -19,6 +19,7 @@
 //! * [`client`]: the framed-protocol client (TCP or WebSocket) used by `picture-client`.
 //! * [`web`]: the HTTP server for the browser page and the WebSocket bridge that answers the
 //!   page's requests from the same store, or forwards them to a picture server over TCP.
+//! * [`tls`]: the server's reloadable certificate and the clients' trust, with rustls.
 //! * [`shutdown`]: Ctrl-C and SIGTERM as one future.
 //! * [`args`]: argument errors as one line and exit code 1, for the binaries.
 //! * `fuzzing` (only with the `fuzzing` feature): the entry points of the fuzz targets.
@@ -40,6 +41,7 @@ pub mod server;
 mod session;
 pub mod shutdown;
 pub mod store;
+pub mod tls;
 pub mod web;
 
 pub use limits::Limits;

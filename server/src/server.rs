@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use picture_protocol::{MAGIC, REQUEST_HEADER_LEN, peek_request_header};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, sleep, timeout};
@@ -21,6 +22,7 @@ use crate::metrics::{self, Transport};
 use crate::per_ip::PerIp;
 use crate::refusals::{REFUSALS, Refusal};
 use crate::session::{self, Mode, Stats, queue_answer};
+use crate::tls::Acceptor;
 
 /// Pause after a failed accept (out of file descriptors, say) before trying again, so the loop
 /// does not spin while the condition lasts.
@@ -36,6 +38,7 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// (at most [`Limits::shutdown_grace`]) for the connections in flight to finish.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<Acceptor>,
     service: Arc<Service>,
     limits: Limits,
     shutdown: CancellationToken,
@@ -48,17 +51,24 @@ pub async fn serve(
     while let Some((stream, peer)) = next_connection(&listener, &shutdown).await {
         let Some(ip_slot) = per_ip.try_acquire(peer.ip()) else {
             REFUSALS.refused(Refusal::TcpPerIp, peer);
-            tracker.spawn(reject_busy(stream, peer, rejections.admit()));
+            tracker.spawn(reject_busy(stream, tls.clone(), peer, rejections.admit()));
             continue;
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             REFUSALS.refused(Refusal::TcpBusy, peer);
-            tracker.spawn(reject_busy(stream, peer, rejections.admit()));
+            tracker.spawn(reject_busy(stream, tls.clone(), peer, rejections.admit()));
             continue;
         };
         let (service, limits, shutdown) = (service.clone(), limits.clone(), shutdown.clone());
+        let tls = tls.clone();
         tracker.spawn(async move {
-            handle(stream, peer, &service, &limits, &shutdown).await;
+            match tls {
+                None => handle(stream, peer, &service, &limits, &shutdown).await,
+                Some(tls) => match tls.accept(stream, limits.request_timeout).await {
+                    Ok(stream) => handle(stream, peer, &service, &limits, &shutdown).await,
+                    Err(e) => debug!(%peer, "TLS handshake failed: {e}"),
+                },
+            }
             drop((permit, ip_slot));
         });
     }
@@ -118,8 +128,8 @@ pub(crate) async fn next_connection(
     }
 }
 
-async fn handle(
-    stream: TcpStream,
+async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
     peer: SocketAddr,
     service: &Service,
     limits: &Limits,
@@ -174,24 +184,20 @@ impl Rejections {
 /// Answers a connection over the limit, unless `displaced` first. A framed client gets a
 /// *busy* response echoing its request id; a bare-choice client has no way to receive an
 /// error and is simply closed.
-async fn reject_busy(stream: TcpStream, peer: SocketAddr, displaced: CancellationToken) {
+async fn reject_busy(
+    stream: TcpStream,
+    tls: Option<Acceptor>,
+    peer: SocketAddr,
+    displaced: CancellationToken,
+) {
     let done = displaced.clone().drop_guard();
-    let mut conn = Connection::new(stream);
     let answer = async {
-        let read_header = async {
-            while conn.buffer().len() < REQUEST_HEADER_LEN
-                && conn.buffer().first().is_none_or(|&b| b == MAGIC)
-                && conn.fill().await? > 0
-            {}
-            std::io::Result::Ok(())
-        };
-        let _ = timeout(BUSY_READ_TIMEOUT, read_header).await;
-        if conn.buffer().first() == Some(&MAGIC) {
-            let (id, kind) = peek_request_header(conn.buffer()).unwrap_or((0, None));
-            if queue_answer(&mut conn, kind, id, Answer::busy()).is_ok()
-                && conn.flush(BUSY_READ_TIMEOUT).await.is_ok()
-            {
-                conn.close_gracefully().await;
+        match tls {
+            None => answer_busy(Connection::new(stream)).await,
+            Some(tls) => {
+                if let Ok(stream) = tls.accept(stream, BUSY_READ_TIMEOUT).await {
+                    answer_busy(Connection::new(stream)).await;
+                }
             }
         }
     };
@@ -202,4 +208,25 @@ async fn reject_busy(stream: TcpStream, peer: SocketAddr, displaced: Cancellatio
         }
     }
     drop(done);
+}
+
+/// Reads the request header of a connection over the limit (for a little while) and answers
+/// it *busy*.
+async fn answer_busy<S: AsyncRead + AsyncWrite + Unpin>(mut conn: Connection<S>) {
+    let read_header = async {
+        while conn.buffer().len() < REQUEST_HEADER_LEN
+            && conn.buffer().first().is_none_or(|&b| b == MAGIC)
+            && conn.fill().await? > 0
+        {}
+        std::io::Result::Ok(())
+    };
+    let _ = timeout(BUSY_READ_TIMEOUT, read_header).await;
+    if conn.buffer().first() == Some(&MAGIC) {
+        let (id, kind) = peek_request_header(conn.buffer()).unwrap_or((0, None));
+        if queue_answer(&mut conn, kind, id, Answer::busy()).is_ok()
+            && conn.flush(BUSY_READ_TIMEOUT).await.is_ok()
+        {
+            conn.close_gracefully().await;
+        }
+    }
 }

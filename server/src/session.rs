@@ -8,6 +8,7 @@ use bytes::Bytes;
 use picture_protocol::{
     Change, Command, GetRequest, Kind, MAGIC, Selector, Status, Variant, decode_request,
 };
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
@@ -88,8 +89,8 @@ impl From<io::Error> for End {
 }
 
 /// Serves one connection until it ends, returning why.
-pub async fn run(
-    conn: &mut Connection,
+pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
     service: &Service,
     limits: &Limits,
     shutdown: &CancellationToken,
@@ -113,7 +114,10 @@ pub async fn run(
 }
 
 /// Reads more bytes, failing with [`End::StalledRequest`] at the deadline.
-async fn read_more(conn: &mut Connection, deadline: Instant) -> Result<usize, End> {
+async fn read_more<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    deadline: Instant,
+) -> Result<usize, End> {
     match timeout_at(deadline, conn.fill()).await {
         Ok(read) => Ok(read?),
         Err(_) => Err(End::StalledRequest),
@@ -128,8 +132,8 @@ enum Wake {
 }
 
 /// Framed mode: answer requests in order for as long as the client keeps the connection.
-async fn serve_framed(
-    conn: &mut Connection,
+async fn serve_framed<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
     service: &Service,
     limits: &Limits,
     shutdown: &CancellationToken,
@@ -239,8 +243,8 @@ async fn serve_framed(
 /// Receives the `size` bytes of a picture that follow a PUT frame, after checking that they
 /// would be accepted at all: a refusal (too large, not authorised, too many uploads) is
 /// decided from the header, before a byte of the picture is read.
-async fn receive_upload(
-    conn: &mut Connection,
+async fn receive_upload<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
     service: &Service,
     caller: &Caller,
     size: u32,
@@ -274,8 +278,8 @@ async fn receive_upload(
 
 /// Bare-choice mode: the first read is the whole request; answer with the picture's bytes and
 /// close, as the original server did.
-async fn serve_bare(
-    conn: &mut Connection,
+async fn serve_bare<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
     service: &Service,
     limits: &Limits,
     stats: &mut Stats,
@@ -302,8 +306,8 @@ async fn serve_bare(
 }
 
 /// Queues a framed response.
-pub fn queue_answer(
-    conn: &mut Connection,
+pub fn queue_answer<S>(
+    conn: &mut Connection<S>,
     kind: Option<Kind>,
     id: u32,
     answer: Answer,

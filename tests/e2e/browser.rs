@@ -41,6 +41,11 @@ impl Drop for Browser {
 
 impl Browser {
     async fn start() -> Browser {
+        Browser::start_with(&[]).await
+    }
+
+    /// A browser started with more command-line switches.
+    async fn start_with(switches: &[String]) -> Browser {
         let port = free_port();
         let profile = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let chromedriver = program("CHROMEDRIVER", "chromedriver");
@@ -57,16 +62,26 @@ impl Browser {
             });
         // Headless as root, and no attempts to reach the internet: no background networking,
         // component updates or sync.
+        let mut args = vec![
+            "--headless".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--window-size=1100,900".to_owned(),
+            format!(
+                "--user-data-dir={}",
+                profile.path().join("profile").display()
+            ),
+        ];
+        args.extend_from_slice(switches);
         let capabilities = json!({
             "goog:chromeOptions": {
                 "binary": program("CHROMIUM", "/usr/bin/chromium"),
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--window-size=1100,900",
-                    format!("--user-data-dir={}", profile.path().join("profile").display()),
-                ]
+                "args": args,
             }
         });
         let Value::Object(capabilities) = capabilities else {
@@ -700,4 +715,20 @@ async fn the_binary_serves_its_built_in_page_from_an_empty_folder() {
             "return document.querySelector('#status').textContent.startsWith('No pictures yet');",
         )
         .await;
+}
+
+#[tokio::test]
+async fn the_page_over_https_reaches_the_pictures_over_wss() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let ca = crate::tls::TestCa::new("Test CA");
+    let (cert, key, spki) = ca.write_server_with_spki(dir.path(), "server");
+    let (_server, page) = crate::tls::start_tls_server(&cert, &key).await;
+    let https = addr_in(&page, "https://");
+    // Trusts exactly this server's key, as a browser trusts a certificate of a known CA.
+    let browser =
+        Browser::start_with(&[format!("--ignore-certificate-errors-spki-list={spki}")]).await;
+    browser.goto(&format!("https://{https}/#dog")).await;
+    browser.wait_for_picture("dog", "ok").await;
+    let protocol = browser.eval("return location.protocol;").await;
+    assert_eq!(protocol, Value::String("https:".to_owned()));
 }

@@ -114,6 +114,7 @@ impl TestServer {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(picture_server::serve(
             listener,
+            None,
             service.clone(),
             limits,
             shutdown.clone(),
@@ -261,6 +262,7 @@ pub fn web_config(www: &Path, upstream: Upstream) -> WebConfig {
     WebConfig {
         site: Site::Folder(www.to_path_buf()),
         metrics: None,
+        tls: None,
         bridge: BridgeConfig {
             upstream,
             idle_timeout: Duration::from_secs(60),
@@ -437,7 +439,7 @@ impl Drop for ServerProcess {
 pub fn addr_in(line: &str, scheme: &str) -> SocketAddr {
     line.split(scheme)
         .nth(1)
-        .and_then(|rest| rest.split('/').next())
+        .and_then(|rest| rest.split(['/', ',', ' ']).next())
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("no {scheme} address in {line:?}"))
 }

@@ -15,5 +15,6 @@ mod metrics;
 mod robustness;
 mod shutdown;
 mod store;
+mod tls;
 mod websocket;
 mod writes;

@@ -30,6 +30,7 @@ use hyper::server::conn::http1;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
@@ -45,6 +46,7 @@ use crate::metrics::{self, Exporter};
 use crate::per_ip::PerIp;
 use crate::refusals::{REFUSALS, Refusal};
 use crate::server::next_connection;
+use crate::tls::Acceptor;
 
 pub use bridge::BridgeConfig;
 pub use health::READY_DEADLINE;
@@ -81,6 +83,8 @@ pub struct WebConfig {
     pub site: Site,
     /// What `/metrics` shows, if anything (404 without).
     pub metrics: Option<Exporter>,
+    /// HTTPS (and so wss://) instead of plain HTTP, when set.
+    pub tls: Option<Acceptor>,
     pub bridge: BridgeConfig,
     pub origins: OriginPolicy,
     /// HTTP connections at once; further ones get 503. An upgraded connection counts
@@ -118,6 +122,7 @@ pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: Cance
     let upstream = Arc::new(config.bridge.upstream.clone());
     let grace = config.shutdown_grace;
     let (max_connections, request_timeout) = (config.max_connections, config.request_timeout);
+    let tls = config.tls.clone();
     let stall_timeout = config.bridge.idle_timeout;
     let tracker = TaskTracker::new();
     let connections_per_ip = PerIp::new(config.max_connections_per_ip);
@@ -156,9 +161,9 @@ pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: Cance
         let refuse = |socket, refusal, app: &Router| {
             REFUSALS.refused(refusal, peer);
             if let Ok(permit) = refusals.clone().try_acquire_owned() {
-                let (app, shutdown) = (app.clone(), shutdown.clone());
+                let (app, shutdown, tls) = (app.clone(), shutdown.clone(), tls.clone());
                 tracker.spawn(async move {
-                    serve_http(socket, peer, app, REFUSAL_TIMEOUTS, shutdown).await;
+                    serve_http_or_https(socket, tls, peer, app, REFUSAL_TIMEOUTS, shutdown).await;
                     drop(permit);
                 });
             }
@@ -171,9 +176,9 @@ pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: Cance
             refuse(socket, Refusal::HttpBusy, &busy_refusal);
             continue;
         };
-        let (app, shutdown) = (app.clone(), shutdown.clone());
+        let (app, shutdown, tls) = (app.clone(), shutdown.clone(), tls.clone());
         tracker.spawn(async move {
-            serve_http(socket, peer, app, timeouts, shutdown).await;
+            serve_http_or_https(socket, tls, peer, app, timeouts, shutdown).await;
             drop((permit, ip_slot));
         });
     }
@@ -213,12 +218,31 @@ struct HttpTimeouts {
     keep_alive: bool,
 }
 
+/// Serves one connection, after a TLS handshake (which must be over by the request timeout)
+/// when the server has a certificate.
+async fn serve_http_or_https(
+    socket: TcpStream,
+    tls: Option<Acceptor>,
+    peer: SocketAddr,
+    app: Router,
+    timeouts: HttpTimeouts,
+    shutdown: CancellationToken,
+) {
+    match tls {
+        None => serve_http(socket, peer, app, timeouts, shutdown).await,
+        Some(tls) => match tls.accept(socket, timeouts.request).await {
+            Ok(socket) => serve_http(socket, peer, app, timeouts, shutdown).await,
+            Err(e) => debug!(%peer, "TLS handshake failed: {e}"),
+        },
+    }
+}
+
 /// Serves one HTTP/1.1 connection, here rather than through `axum::serve` for the timeouts
 /// and the header bound: neither a slow sender, nor an idle keep-alive connection, nor a
 /// client that asks and never reads holds its slot for long, and unfinished headers hold at
 /// most `MAX_HEADER_BUFFER` bytes.
-async fn serve_http(
-    socket: TcpStream,
+async fn serve_http<S: AsyncRead + AsyncWrite + Send + 'static>(
+    socket: S,
     peer: SocketAddr,
     app: Router,
     timeouts: HttpTimeouts,

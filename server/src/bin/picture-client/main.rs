@@ -24,7 +24,8 @@ use crate::fetch::{Outcome, fetch, file_name};
 #[derive(Debug, Parser)]
 #[command(version, about = "Fetches pictures from a picture server")]
 struct Args {
-    /// The picture server: HOST:PORT, or ws://HOST:PORT/ws through the WebSocket bridge.
+    /// The picture server: HOST:PORT, tls://HOST:PORT over TLS, or ws://HOST:PORT/ws
+    /// (wss:// over TLS) through the WebSocket bridge.
     #[arg(
         long,
         short,
@@ -33,6 +34,10 @@ struct Args {
         global = true
     )]
     server: String,
+    /// PEM file of the certificate authority to trust for tls:// and wss:// (a private CA)
+    /// instead of the system's.
+    #[arg(long, env = "PICTURE_CA_CERT", global = true)]
+    ca_cert: Option<std::path::PathBuf>,
     /// The admin token, for the commands that change pictures.
     #[arg(long, env = "PICTURE_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
@@ -113,7 +118,10 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let mut client = rt.block_on(Client::connect(&args.server))?;
+    let mut client = rt.block_on(Client::connect_trusting(
+        &args.server,
+        args.ca_cert.as_deref(),
+    ))?;
     let token = args.token.as_deref();
     match args.command {
         None => menu::run(&rt, &mut client),

@@ -35,6 +35,7 @@ use picture_server::metrics::Exporter;
 use picture_server::store::{
     DEFAULT_CACHE_SIZE, MAX_PICTURE_BYTES, Store, StoreOptions, StoreUrl, UploadRules, export,
 };
+use picture_server::tls::ServerCert;
 use picture_server::web::{BridgeConfig, OriginPolicy, Site, Upstream, WebConfig, serve_web};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -165,9 +166,13 @@ impl StoreArgs {
 struct ServeArgs {
     #[command(flatten)]
     common: CommonArgs,
-    /// Address for the picture protocol.
+    /// Address for the picture protocol, or none for no plain TCP port (the original
+    /// bare-choice clients need one: they cannot speak TLS).
     #[arg(long, env = "PICTURE_TCP_ADDR", default_value = "127.0.0.1:40674")]
     tcp_addr: String,
+    /// Address for the picture protocol over TLS (needs --tls-cert); off unless set.
+    #[arg(long, env = "PICTURE_TLS_ADDR", requires = "tls_cert")]
+    tls_addr: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
     /// Folder of pictures (with an optional catalog.toml) that an empty new database is seeded
@@ -210,6 +215,13 @@ struct WebArgs {
     /// Address for the web page and the WebSocket bridge.
     #[arg(long, env = "PICTURE_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     http_addr: String,
+    /// PEM file with the certificate chain: the HTTP port serves HTTPS (the bridge wss://),
+    /// and --tls-addr the picture protocol over TLS. Read again on SIGHUP.
+    #[arg(long, env = "PICTURE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM file with the certificate's private key.
+    #[arg(long, env = "PICTURE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Folder with the page and its wasm bundle, served instead of the page built into the
     /// binary (for working on the page).
     #[arg(long, env = "PICTURE_WWW")]
@@ -313,7 +325,8 @@ async fn main() -> anyhow::Result<()> {
                 relayed: true,
             });
             (web.max_http_connections, web.max_ws_sessions) = (fitted.http, fitted.ws_sessions);
-            vec![start_web(&web, Upstream::tcp(upstream), &shutdown).await?]
+            let cert = server_cert(&web)?;
+            vec![start_web(&web, Upstream::tcp(upstream), cert, &shutdown).await?]
         }
         Some(Command::Import { dir, store, .. }) => {
             let store = store.open(None).await?;
@@ -357,14 +370,16 @@ async fn start_server(
     mut args: ServeArgs,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    // --max-connections holds for each port of the picture protocol.
+    let tcp_ports = usize::from(args.tcp_addr != "none") + usize::from(args.tls_addr.is_some());
     let wanted = ConnectionLimits {
-        tcp: args.max_connections,
+        tcp: args.max_connections * tcp_ports,
         http: args.web.max_http_connections,
         ws_sessions: args.web.max_ws_sessions,
         relayed: args.upstream.is_some(),
     };
     let fitted = fit_to_open_files(wanted);
-    args.max_connections = fitted.tcp;
+    args.max_connections = fitted.tcp / tcp_ports.max(1);
     (args.web.max_http_connections, args.web.max_ws_sessions) = (fitted.http, fitted.ws_sessions);
     let token = match (&args.admin_token, &args.admin_token_file) {
         (Some(token), _) => Some(token.clone()),
@@ -399,18 +414,32 @@ async fn start_server(
         Some(dir) => Some(dir.clone()),
         None => Some(PathBuf::from(DEFAULT_ASSETS)).filter(|dir| dir.is_dir()),
     };
+    let cert = server_cert(&args.web)?;
     let store = args.store.open(seed).await?;
-    let listener = TcpListener::bind(&args.tcp_addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.tcp_addr))?;
-    let addr = listener.local_addr()?;
+    // The picture protocol's ports: plain, over TLS, or both.
+    let mut ports = Vec::new();
+    if args.tcp_addr != "none" {
+        ports.push(("tcp", listen(&args.tcp_addr).await?, None));
+    }
+    if let (Some(addr), Some(cert)) = (&args.tls_addr, &cert) {
+        ports.push(("tls", listen(addr).await?, Some(cert.acceptor(&[])?)));
+    }
+    anyhow::ensure!(
+        !ports.is_empty(),
+        "--tcp-addr none and no --tls-addr: the picture protocol would have no port"
+    );
+    let listening = ports
+        .iter()
+        .map(|(scheme, listener, _)| Ok(format!("{scheme}://{}", listener.local_addr()?)))
+        .collect::<std::io::Result<Vec<_>>>()?
+        .join(", ");
     let writes = match (&token, store.is_writable()) {
         (Some(_), true) => "writes need the admin token",
         (None, true) => "writes disabled (no admin token)",
         (_, false) => "read-only",
     };
     println!(
-        "picture-server: {} pictures in {}, {writes}; listening on tcp://{addr}",
+        "picture-server: {} pictures in {}, {writes}; listening on {listening}",
         store.catalog().len(),
         args.store.store,
     );
@@ -433,14 +462,52 @@ async fn start_server(
     };
     let mut web_args = args.web;
     web_args.max_upload_size = limits.max_upload_size;
-    let tcp = tokio::spawn(picture_server::serve(
-        listener,
-        service,
-        limits,
-        shutdown.clone(),
-    ));
-    let web = start_web(&web_args, upstream, shutdown).await?;
-    Ok(vec![tcp, web])
+    let mut tasks: Vec<JoinHandle<()>> = ports
+        .into_iter()
+        .map(|(_, listener, tls)| {
+            tokio::spawn(picture_server::serve(
+                listener,
+                tls,
+                service.clone(),
+                limits.clone(),
+                shutdown.clone(),
+            ))
+        })
+        .collect();
+    tasks.push(start_web(&web_args, upstream, cert, shutdown).await?);
+    Ok(tasks)
+}
+
+async fn listen(addr: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// The TLS certificate and key, if given, read again on each SIGHUP (a pair that cannot be
+/// used leaves the one in use, with a warning).
+fn server_cert(args: &WebArgs) -> anyhow::Result<Option<Arc<ServerCert>>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let loaded = ServerCert::load(cert, key)?;
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = signal(SignalKind::hangup()).context("cannot watch for SIGHUP")?;
+        let reloading = loaded.clone();
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match reloading.reload() {
+                    Ok(()) => tracing::info!("TLS certificate and key read again"),
+                    Err(e) => {
+                        tracing::warn!("TLS certificate not replaced (the one in use stays): {e}")
+                    }
+                }
+            }
+        });
+    }
+    Ok(Some(loaded))
 }
 
 /// Raises the soft limit on open files as far as the hard limit allows, and lowers the
@@ -476,6 +543,7 @@ fn fit_to_open_files(wanted: ConnectionLimits) -> ConnectionLimits {
 async fn start_web(
     args: &WebArgs,
     upstream: Upstream,
+    cert: Option<Arc<ServerCert>>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<JoinHandle<()>> {
     let listener = TcpListener::bind(&args.http_addr)
@@ -488,7 +556,9 @@ async fn start_web(
             "{site} has no pkg/ bundle: the page will not work (build it with scripts/build-web)"
         );
     }
-    println!("picture-server: page at http://{addr}/ (bridge to {upstream})");
+    let tls = cert.map(|cert| cert.acceptor(&[b"http/1.1"])).transpose()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("picture-server: page at {scheme}://{addr}/ (bridge to {upstream})");
     let metrics = match args.no_metrics {
         true => None,
         false => Some(Exporter::install().context("cannot set up the metrics")?),
@@ -496,6 +566,7 @@ async fn start_web(
     let config = WebConfig {
         site,
         metrics,
+        tls,
         bridge: BridgeConfig {
             upstream,
             idle_timeout: args.idle_timeout,
