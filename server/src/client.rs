@@ -60,7 +60,7 @@ pub struct Fetched {
 }
 
 /// A connection to the server: TCP, or TLS over TCP.
-trait Link: AsyncRead + AsyncWrite + Unpin + Send {}
+pub trait Link: AsyncRead + AsyncWrite + Unpin + Send {}
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Link for S {}
 

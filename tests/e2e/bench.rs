@@ -517,3 +517,33 @@ async fn setup_failures_exit_1_with_one_line() {
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn framed_over_tls_and_wss() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let ca = crate::tls::TestCa::new("Test CA");
+    let ca_file = ca.write_ca(dir.path());
+    let (cert, key) = ca.write_server(dir.path(), "server");
+    let (server, page) = crate::tls::start_tls_server(&cert, &key).await;
+    let tls = format!("tls://localhost:{}", server.addr("tls://").port());
+    let wss = format!("wss://localhost:{}/ws", addr_in(&page, "https://").port());
+    let ca_file = ca_file.display().to_string();
+    for (url, transport) in [(tls, "tls"), (wss, "wss")] {
+        let args = [
+            "--picture",
+            "forest-small",
+            "--connections",
+            "2",
+            "--requests",
+            "50",
+            "--warmup",
+            "0",
+            "--ca-cert",
+            &ca_file,
+        ];
+        let report = bench(&url, &args).await;
+        assert_clean(&report, 50);
+        assert_eq!(report["transport"], transport);
+    }
+}

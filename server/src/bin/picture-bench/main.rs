@@ -56,9 +56,14 @@ use crate::tally::Tally;
                   to change that."
 )]
 struct Args {
-    /// The server: tcp://HOST:PORT, or ws://HOST:PORT/PATH for a WebSocket bridge.
+    /// The server: tcp://HOST:PORT (tls:// over TLS), or ws://HOST:PORT/PATH (wss://) for a
+    /// WebSocket bridge.
     #[arg(long)]
     server: String,
+    /// PEM file of the certificate authority to trust for tls:// and wss:// instead of the
+    /// system's.
+    #[arg(long)]
+    ca_cert: Option<PathBuf>,
     /// framed: GETs on persistent connections, each with --pipeline requests in flight.
     /// bare: the original client's way, a new TCP connection per request. page: PAGE
     /// requests (--after, --limit, --search) as framed mode sends GETs. upload: PUTs of
@@ -167,9 +172,9 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
-    let target = Target::parse(&args.server)?;
-    if args.mode == Mode::Bare && matches!(target, Target::Ws { .. }) {
-        bail!("bare mode needs a tcp:// server: bare choices have no WebSocket form");
+    let target = Target::parse(&args.server, args.ca_cert.as_deref())?;
+    if args.mode == Mode::Bare && target.transport() != "tcp" {
+        bail!("bare mode needs a tcp:// server: bare choices have no WebSocket or TLS form");
     }
     if args.mode == Mode::Upload && matches!(target, Target::Ws { .. }) {
         bail!("upload mode needs a tcp:// server");

@@ -5,13 +5,18 @@
 //! what lets the same code measure the project's bridge (one response frame per message) and a
 //! generic bridge such as websockify (messages cut wherever its reads happened to end).
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use bytes::{Buf, BytesMut};
+use picture_server::client::Link;
+use picture_server::tls;
+use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::http::Uri;
 
 use crate::ws::{Endpoint, WsClient};
@@ -23,51 +28,109 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// Where the server is and how to reach it.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// The picture protocol straight over TCP.
-    Tcp { addr: String },
+    /// The picture protocol straight over TCP (or TLS).
+    Tcp { addr: String, tls: Option<Tls> },
     /// Framed requests through a WebSocket bridge; `addr` is the URL's host and port.
-    Ws { endpoint: Endpoint, addr: String },
+    Ws {
+        endpoint: Endpoint,
+        addr: String,
+        tls: Option<Tls>,
+    },
+}
+
+/// TLS on a connection: the client's settings and the name the certificate must carry.
+#[derive(Clone)]
+pub struct Tls {
+    connector: TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TLS to {:?}", self.name)
+    }
+}
+
+impl Tls {
+    fn new(host: &str, ca_cert: Option<&Path>, alpn: &[&[u8]]) -> anyhow::Result<Tls> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Ok(Tls {
+            connector: tls::connector(ca_cert, alpn)?,
+            name: ServerName::try_from(host.to_owned())
+                .with_context(|| format!("{host} is not a name a certificate can carry"))?,
+        })
+    }
 }
 
 impl Target {
-    /// Reads `tcp://HOST:PORT` (or plain `HOST:PORT`) or `ws://HOST:PORT/PATH`.
-    pub fn parse(server: &str) -> anyhow::Result<Target> {
-        let usage =
-            || format!("--server must be tcp://HOST:PORT or ws://HOST:PORT/PATH, not {server:?}");
-        if server.starts_with("ws://") {
+    /// Reads `tcp://HOST:PORT` (or plain `HOST:PORT`), `tls://HOST:PORT`, or
+    /// `ws://HOST:PORT/PATH` and `wss://HOST:PORT/PATH`. TLS trusts the system's certificate
+    /// authorities, or only those in `ca_cert`.
+    pub fn parse(server: &str, ca_cert: Option<&Path>) -> anyhow::Result<Target> {
+        let usage = || {
+            format!(
+                "--server must be tcp://HOST:PORT, tls://HOST:PORT, ws://HOST:PORT/PATH or \
+                 wss://HOST:PORT/PATH, not {server:?}"
+            )
+        };
+        if let Some(secure) = server
+            .starts_with("ws://")
+            .then_some(false)
+            .or(server.starts_with("wss://").then_some(true))
+        {
             let uri: Uri = server.parse().with_context(usage)?;
             let host = uri.host().with_context(usage)?;
-            let port = uri.port_u16().unwrap_or(80);
+            let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
             let endpoint = Endpoint {
                 host: uri.authority().map(|a| a.to_string()).with_context(usage)?,
                 path: uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
             };
+            let tls = secure
+                .then(|| Tls::new(host, ca_cert, &[b"http/1.1"]))
+                .transpose()?;
             return Ok(Target::Ws {
                 endpoint,
                 addr: format!("{host}:{port}"),
+                tls,
             });
         }
-        let addr = server.strip_prefix("tcp://").unwrap_or(server);
-        if addr.is_empty() || addr.contains('/') || !addr.contains(':') {
+        let (addr, secure) = match server.strip_prefix("tls://") {
+            Some(addr) => (addr, true),
+            None => (server.strip_prefix("tcp://").unwrap_or(server), false),
+        };
+        let Some((host, _)) = addr.rsplit_once(':') else {
+            bail!(usage());
+        };
+        if host.is_empty() || addr.contains('/') {
             bail!(usage());
         }
+        let tls = secure.then(|| Tls::new(host, ca_cert, &[])).transpose()?;
         Ok(Target::Tcp {
             addr: addr.to_owned(),
+            tls,
         })
     }
 
     /// The TCP address to connect to.
     pub fn addr(&self) -> &str {
         match self {
-            Target::Tcp { addr } | Target::Ws { addr, .. } => addr,
+            Target::Tcp { addr, .. } | Target::Ws { addr, .. } => addr,
+        }
+    }
+
+    fn tls(&self) -> Option<&Tls> {
+        match self {
+            Target::Tcp { tls, .. } | Target::Ws { tls, .. } => tls.as_ref(),
         }
     }
 
     /// How reports name the transport.
     pub fn transport(&self) -> &'static str {
         match self {
-            Target::Tcp { .. } => "tcp",
-            Target::Ws { .. } => "ws",
+            Target::Tcp { tls: None, .. } => "tcp",
+            Target::Tcp { tls: Some(_), .. } => "tls",
+            Target::Ws { tls: None, .. } => "ws",
+            Target::Ws { tls: Some(_), .. } => "wss",
         }
     }
 }
@@ -76,7 +139,7 @@ impl Target {
 pub enum Stream {
     /// `out` gathers queued frames so that a batch leaves in one write.
     Tcp {
-        socket: TcpStream,
+        socket: Box<dyn Link>,
         out: Vec<u8>,
     },
     Ws(WsClient),
@@ -97,7 +160,18 @@ impl Stream {
     /// Connects, and for a WebSocket completes the handshake, asking for `ws_protocol` as the
     /// subprotocol when given (websockify wants "binary" for raw bytes).
     pub async fn connect(target: &Target, ws_protocol: Option<&str>) -> anyhow::Result<Stream> {
-        let socket = connect_tcp(target.addr()).await?;
+        let plain = connect_tcp(target.addr()).await?;
+        let socket: Box<dyn Link> = match target.tls() {
+            None => Box::new(plain),
+            Some(tls) => {
+                let handshake = tls.connector.connect(tls.name.clone(), plain);
+                let secured = timeout(IO_TIMEOUT, handshake)
+                    .await
+                    .map_err(|_| anyhow!("TLS handshake with {} timed out", target.addr()))?
+                    .with_context(|| format!("TLS handshake with {} failed", target.addr()))?;
+                Box::new(secured)
+            }
+        };
         let endpoint = match target {
             Target::Tcp { .. } => {
                 return Ok(Stream::Tcp {
@@ -169,7 +243,7 @@ mod tests {
     use super::*;
 
     fn parse(server: &str) -> Option<(&'static str, String)> {
-        Target::parse(server)
+        Target::parse(server, None)
             .ok()
             .map(|t| (t.transport(), t.addr().to_owned()))
     }
@@ -182,13 +256,21 @@ mod tests {
         assert_eq!(parse("localhost:40674"), tcp("localhost:40674"));
         assert_eq!(parse("ws://127.0.0.1:8080/ws"), ws("127.0.0.1:8080"));
         assert_eq!(parse("ws://example.test/"), ws("example.test:80"));
+        assert_eq!(
+            parse("tls://localhost:40675"),
+            Some(("tls", "localhost:40675".to_owned()))
+        );
+        assert_eq!(
+            parse("wss://localhost/ws"),
+            Some(("wss", "localhost:443".to_owned()))
+        );
         for bad in [
             "",
             "tcp://",
             "127.0.0.1",
             "tcp://h:1/x",
             "http://h:1/",
-            "wss://h/",
+            "tls://:1",
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }

@@ -18,8 +18,8 @@ use crate::ws_frame::{
 };
 use anyhow::{Context, anyhow, bail, ensure};
 use bytes::{Buf, BytesMut};
+use picture_server::client::Link;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
@@ -36,7 +36,7 @@ pub struct Endpoint {
 }
 
 pub struct WsClient {
-    socket: TcpStream,
+    socket: Box<dyn Link>,
     /// Frames queued to go out with the next flush.
     out: Vec<u8>,
     unframer: Unframer,
@@ -49,7 +49,7 @@ impl WsClient {
     /// Completes the opening handshake on a connected socket, asking for `protocol` as the
     /// subprotocol when given.
     pub async fn handshake(
-        mut socket: TcpStream,
+        mut socket: Box<dyn Link>,
         endpoint: &Endpoint,
         protocol: Option<&str>,
     ) -> anyhow::Result<WsClient> {
