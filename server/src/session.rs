@@ -318,3 +318,159 @@ pub fn queue_answer<S>(
     encoded.queue_on(conn);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! One session over an in-memory stream, with tokio's clock paused: the timeouts pass in
+    //! no time at all.
+
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use picture_protocol::{MAX_RESPONSE_BODY, Request, decode_response};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
+
+    use super::*;
+    use crate::store::{Folder, Store};
+
+    fn service() -> Service {
+        let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+        let folder = Folder::load(&assets).unwrap_or_else(|e| panic!("{e}"));
+        Service::new(Arc::new(Store::from_folder(folder)), None)
+    }
+
+    fn frame(id: u32, command: Command) -> Vec<u8> {
+        Request { id, command }
+            .encode()
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Runs a session on one end of an in-memory stream and hands the other end to `client`;
+    /// returns how the session ended and when, by tokio's clock.
+    async fn session<F: Future<Output = ()>>(
+        limits: Limits,
+        client: impl FnOnce(DuplexStream) -> F,
+    ) -> (End, Duration) {
+        let (server_side, client_side) = duplex(1 << 20);
+        let service = service();
+        let shutdown = CancellationToken::new();
+        let started = Instant::now();
+        let serve = async {
+            let mut conn = Connection::new(server_side);
+            let end = run(
+                &mut conn,
+                &service,
+                &limits,
+                &shutdown,
+                &mut Stats::default(),
+            )
+            .await;
+            (end, started.elapsed())
+        };
+        let (ended, ()) = tokio::join!(serve, client(client_side));
+        ended
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_client_is_closed_at_the_idle_timeout() {
+        let limits = Limits {
+            idle_timeout: Duration::from_secs(60),
+            ..Limits::default()
+        };
+        let (end, took) = session(limits, async |mut client| {
+            client
+                .write_all(&frame(1, Command::Ping))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut answer = vec![0; 64];
+            let n = client
+                .read(&mut answer)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let (response, _) = decode_response(&answer[..n], MAX_RESPONSE_BODY)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| panic!("no whole response"));
+            assert_eq!((response.head.id, response.head.status), (1, Status::Ok));
+            // Then nothing, while holding the connection open.
+            let _ = client.read(&mut answer).await;
+        })
+        .await;
+        assert!(matches!(end, End::Idle), "{end}");
+        assert!(took >= Duration::from_secs(60), "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn half_a_request_is_given_up_on_at_the_request_timeout() {
+        let limits = Limits {
+            request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(600),
+            ..Limits::default()
+        };
+        let (end, took) = session(limits, async |mut client| {
+            let request = frame(1, Command::List);
+            client
+                .write_all(&request[..request.len() - 1])
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let _ = client.read(&mut [0; 16]).await;
+        })
+        .await;
+        assert!(matches!(end, End::StalledRequest), "{end}");
+        assert!(
+            took >= Duration::from_secs(10) && took < Duration::from_secs(600),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bare_choice_gets_the_picture_and_the_end_of_the_stream() {
+        let expected =
+            std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/car.jpg"))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let (end, _) = session(Limits::default(), async |mut client| {
+            client
+                .write_all(b"car")
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut received = Vec::new();
+            client
+                .read_to_end(&mut received)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(received == expected, "{} bytes", received.len());
+        })
+        .await;
+        assert!(matches!(end, End::Done), "{end}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pipelined_requests_are_answered_in_order() {
+        let (end, _) = session(Limits::default(), async |mut client| {
+            let requests: Vec<u8> = (1..=5).flat_map(|id| frame(id, Command::Ping)).collect();
+            client
+                .write_all(&requests)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            client.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+            let mut received = Vec::new();
+            client
+                .read_to_end(&mut received)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut rest = &received[..];
+            for id in 1..=5 {
+                let (response, used) = decode_response(rest, MAX_RESPONSE_BODY)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| panic!("response {id} missing"));
+                assert_eq!(response.head.id, id);
+                rest = &rest[used..];
+            }
+            assert!(rest.is_empty());
+        })
+        .await;
+        assert!(matches!(end, End::Done), "{end}");
+    }
+}
