@@ -128,7 +128,7 @@ pub enum StoreError {
     #[error("the bytes of picture {0:?} are missing from the store")]
     MissingBytes(String),
     #[error("a store task failed: {0}")]
-    Task(String),
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// Why a write was not done.
@@ -157,6 +157,8 @@ pub enum OpenError {
     Database(#[from] DbError),
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
 }
 
 /// What readers see: the current catalog, and the feed of changes to it.
@@ -380,13 +382,13 @@ impl Store {
                     cache.get_or_read(&sha256, || match db.read_bytes(&sha256) {
                         Ok(Some(bytes)) => Ok(Bytes::from(bytes)),
                         Ok(None) => Err(None),
-                        Err(e) => Err(Some(e.to_string())),
+                        Err(e) => Err(Some(e)),
                     })
                 })
                 .await?;
                 read.map_err(|e| match e {
                     None => missing(),
-                    Some(reason) => StoreError::Task(reason),
+                    Some(e) => StoreError::Database(e),
                 })
             }
         }
@@ -569,7 +571,7 @@ impl Store {
     /// Imports loaded pictures, as [`Store::import`] does, in one transaction, and makes them
     /// visible. Returns how many there were.
     pub async fn import_folder(&self, folder: Folder) -> Result<usize, OpenError> {
-        let db = self.db().map_err(|e| StoreError::Task(e.to_string()))?;
+        let db = self.db()?;
         let _write = self.writes.lock().await;
         let count = folder.pictures.len();
         let reader = db.clone();
@@ -631,9 +633,7 @@ fn found(picture: Picture) -> Found {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))
+    Ok(tokio::task::spawn_blocking(f).await?)
 }
 
 impl From<DbError> for WriteError {
