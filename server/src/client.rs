@@ -365,6 +365,10 @@ impl Client {
                     sent += piece.len() as u64;
                     progress(sent, total);
                 }
+                // TLS holds the last records until flushed.
+                timeout(IO_TIMEOUT, stream.flush())
+                    .await
+                    .map_err(|_| ClientError::Timeout)??;
             }
             Transport::WebSocket(socket) => {
                 let message = [frame, upload].concat();

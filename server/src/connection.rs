@@ -100,6 +100,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             written += n as u64;
         }
+        // A TLS stream may hold the last records until it is flushed (TCP's flush does
+        // nothing).
+        timeout(stall_timeout, self.stream.flush())
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "peer stopped reading"))??;
         Ok(written)
     }
 

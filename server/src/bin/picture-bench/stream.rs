@@ -203,6 +203,8 @@ impl Stream {
         match self {
             Stream::Tcp { socket, out } => {
                 socket.write_all(out).await?;
+                // TLS holds the last records until flushed.
+                socket.flush().await?;
                 out.clear();
             }
             Stream::Ws(client) => client.flush().await?,
@@ -218,6 +220,7 @@ impl Stream {
             Stream::Tcp { socket, out } => {
                 let mut both = Buf::chain(out.as_slice(), body);
                 socket.write_all_buf(&mut both).await?;
+                socket.flush().await?;
                 out.clear();
             }
             Stream::Ws(_) => bail!("uploads need a tcp:// server"),

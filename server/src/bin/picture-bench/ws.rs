@@ -68,6 +68,8 @@ impl WsClient {
         }
         request.push_str("\r\n");
         socket.write_all(request.as_bytes()).await?;
+        // TLS holds the last records until flushed.
+        socket.flush().await?;
 
         let mut response = Vec::with_capacity(1024);
         let head_len = loop {
@@ -111,6 +113,7 @@ impl WsClient {
             put_client_frame(&mut self.out, true, OP_PONG, &pong, self.masks.next());
         }
         self.socket.write_all(&self.out).await?;
+        self.socket.flush().await?;
         self.out.clear();
         Ok(())
     }
