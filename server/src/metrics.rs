@@ -3,12 +3,15 @@
 //! other binaries); `picture-server` installs the Prometheus recorder with [`Exporter`], and
 //! `/metrics` renders it.
 //!
-//! Every name and label value is static: a recording is a few atomic operations, and the
-//! number of series is fixed (operations x statuses x transports at most).
+//! Every name and label value is static, so the number of series is fixed (operations x
+//! statuses x transports at most), and the series each request updates are kept as handles.
+//! A handle made before the recorder is installed records nothing, for good: the binary
+//! installs it before it serves anything.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
 use picture_protocol::{Kind, Status};
 
@@ -58,13 +61,33 @@ fn status_label(status: Status) -> &'static str {
     }
 }
 
+/// Transports, request kinds (by code, 0 unused) and statuses: the per-request series.
+const TRANSPORTS: usize = 3;
+const KINDS: usize = 13;
+const STATUSES: usize = 10;
+
+/// Handles of the series every request updates, each made on first use. Looking a series up
+/// by its labels costs an allocation, a hash and a lock; updating it through its handle, an
+/// atomic operation. (With the lookups, metrics took 19% of the tiny picture's requests/s.)
+static REQUESTS: [OnceLock<Counter>; TRANSPORTS * KINDS * STATUSES] =
+    [const { OnceLock::new() }; TRANSPORTS * KINDS * STATUSES];
+static LATENCIES: [OnceLock<Histogram>; TRANSPORTS * KINDS] =
+    [const { OnceLock::new() }; TRANSPORTS * KINDS];
+static CACHE_LOOKUPS: [OnceLock<Counter>; 2] = [const { OnceLock::new() }; 2];
+
 /// A request answered, how, and how long the answer took to make.
 pub fn answered(transport: Transport, kind: Kind, status: Status, took: Duration) {
-    let (transport, op) = (transport.label(), kind.name());
-    counter!("picture_requests_total", "op" => op, "status" => status_label(status), "transport" => transport)
-        .increment(1);
-    histogram!("picture_request_duration_seconds", "op" => op, "transport" => transport)
-        .record(took.as_secs_f64());
+    let op = transport as usize * KINDS + kind as usize;
+    let series = op * STATUSES + status as usize;
+    let (transport, op_name) = (transport.label(), kind.name());
+    let requests = REQUESTS[series].get_or_init(|| {
+        counter!("picture_requests_total", "op" => op_name, "status" => status_label(status), "transport" => transport)
+    });
+    requests.increment(1);
+    let latency = LATENCIES[op].get_or_init(|| {
+        histogram!("picture_request_duration_seconds", "op" => op_name, "transport" => transport)
+    });
+    latency.record(took.as_secs_f64());
 }
 
 /// Bytes a connection or session sent and received, counted when it ends.
@@ -100,7 +123,9 @@ pub fn refused(reason: &'static str) {
 /// A picture's bytes asked of a database store's cache.
 pub fn cache_lookup(hit: bool) {
     let result = if hit { "hit" } else { "miss" };
-    counter!("picture_cache_lookups_total", "result" => result).increment(1);
+    CACHE_LOOKUPS[usize::from(hit)]
+        .get_or_init(|| counter!("picture_cache_lookups_total", "result" => result))
+        .increment(1);
 }
 
 /// Bytes the store's cache holds now.

@@ -305,8 +305,18 @@ async fn main() -> anyhow::Result<()> {
         LogFormat::Json => logs.json().init(),
     }
     let shutdown = CancellationToken::new();
+    // Installed before anything is served: what is recorded before it is lost (see metrics).
+    let metrics_wanted = match &cli.command {
+        None => !cli.serve.web.no_metrics,
+        Some(Command::Bridge { web, .. }) => !web.no_metrics,
+        Some(_) => false,
+    };
+    let metrics = metrics_wanted
+        .then(Exporter::install)
+        .transpose()
+        .context("cannot set up the metrics")?;
     let tasks = match cli.command {
-        None => start_server(cli.serve, &shutdown).await?,
+        None => start_server(cli.serve, metrics, &shutdown).await?,
         Some(Command::Config { .. }) => {
             let (sub, sub_matches) = matches
                 .subcommand()
@@ -326,7 +336,7 @@ async fn main() -> anyhow::Result<()> {
             });
             (web.max_http_connections, web.max_ws_sessions) = (fitted.http, fitted.ws_sessions);
             let cert = server_cert(&web)?;
-            vec![start_web(&web, Upstream::tcp(upstream), cert, &shutdown).await?]
+            vec![start_web(&web, Upstream::tcp(upstream), cert, metrics, &shutdown).await?]
         }
         Some(Command::Import { dir, store, .. }) => {
             let store = store.open(None).await?;
@@ -368,6 +378,7 @@ async fn main() -> anyhow::Result<()> {
 /// The picture server on TCP, and the page with its bridge.
 async fn start_server(
     mut args: ServeArgs,
+    metrics: Option<Exporter>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
     // --max-connections holds for each port of the picture protocol.
@@ -474,7 +485,7 @@ async fn start_server(
             ))
         })
         .collect();
-    tasks.push(start_web(&web_args, upstream, cert, shutdown).await?);
+    tasks.push(start_web(&web_args, upstream, cert, metrics, shutdown).await?);
     Ok(tasks)
 }
 
@@ -544,6 +555,7 @@ async fn start_web(
     args: &WebArgs,
     upstream: Upstream,
     cert: Option<Arc<ServerCert>>,
+    metrics: Option<Exporter>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<JoinHandle<()>> {
     let listener = TcpListener::bind(&args.http_addr)
@@ -559,10 +571,6 @@ async fn start_web(
     let tls = cert.map(|cert| cert.acceptor(&[b"http/1.1"])).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("picture-server: page at {scheme}://{addr}/ (bridge to {upstream})");
-    let metrics = match args.no_metrics {
-        true => None,
-        false => Some(Exporter::install().context("cannot set up the metrics")?),
-    };
     let config = WebConfig {
         site,
         metrics,
