@@ -541,9 +541,7 @@ impl App {
                 },
             ),
             Target::Nothing => {
-                return self
-                    .view
-                    .set_status(&StatusLine::idle(NO_PICTURES));
+                return self.view.set_status(&StatusLine::idle(NO_PICTURES));
             }
         };
         self.view
