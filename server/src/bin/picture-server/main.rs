@@ -6,6 +6,7 @@
 mod config;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -290,7 +291,17 @@ fn upload_size(s: &str) -> Result<usize, String> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("picture-server: {}", args::one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let command = Cli::command();
     let (argv, from_file) = config::with_file_settings(&command, std::env::args_os().collect())?;
     let matches = command.clone().get_matches_from(argv);
