@@ -13,7 +13,6 @@ use picture_protocol::{
     Page, PageRequest, PictureInfo, PutRequest, RESPONSE_HEADER_LEN, Request, ResponseHead,
     Selector, Status, Variant, decode_catalog,
 };
-use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -88,6 +87,20 @@ const REFUSAL_PATIENCE: Duration = Duration::from_secs(2);
 /// Bytes of an upload written at a time, so that progress can be shown as it goes.
 const UPLOAD_PIECE: usize = 256 * 1024;
 
+/// `authority` with the port a WebSocket URL implies when it names none (80, or 443 for
+/// wss); a TCP or TLS address must name its port.
+fn with_port(scheme: &str, authority: &str) -> String {
+    let has_port = match authority.rsplit_once(':') {
+        Some((host, _)) => !host.is_empty() && (!host.contains(':') || host.ends_with(']')),
+        None => false,
+    };
+    match scheme {
+        "ws" if !has_port => format!("{authority}:80"),
+        "wss" if !has_port => format!("{authority}:443"),
+        _ => authority.to_owned(),
+    }
+}
+
 impl Client {
     /// Connects to `HOST:PORT` (or `tcp://HOST:PORT`, as the server prints it) over TCP,
     /// `tls://HOST:PORT` over TLS, or to a bridge given as a `ws://` or `wss://` URL. TLS
@@ -114,7 +127,7 @@ impl Client {
                 "unknown scheme {scheme}:// (tcp, tls, ws or wss)"
             )));
         }
-        let stream = timeout(IO_TIMEOUT, TcpStream::connect(authority))
+        let stream = timeout(IO_TIMEOUT, TcpStream::connect(with_port(scheme, authority)))
             .await
             .map_err(|_| connect_error("timed out".into()))?
             .map_err(|e| connect_error(e.to_string()))?;
@@ -123,13 +136,7 @@ impl Client {
             let alpn: &[&[u8]] = if scheme == "wss" { &[b"http/1.1"] } else { &[] };
             let connector =
                 tls::connector(ca_file, alpn).map_err(|e| connect_error(e.to_string()))?;
-            let host = authority
-                .rsplit_once(':')
-                .map_or(authority, |(host, _)| host)
-                .trim_start_matches('[')
-                .trim_end_matches(']');
-            let name = ServerName::try_from(host.to_owned())
-                .map_err(|e| connect_error(format!("{host}: {e}")))?;
+            let name = tls::server_name(authority).map_err(|e| connect_error(e.to_string()))?;
             let secured = timeout(IO_TIMEOUT, connector.connect(name, stream))
                 .await
                 .map_err(|_| connect_error("timed out".into()))?
@@ -533,5 +540,21 @@ fn ok_or_error(head: &ResponseHead, body: &[u8]) -> Result<(), ClientError> {
             status,
             message: String::from_utf8_lossy(body).into_owned(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn websocket_urls_without_a_port_get_the_scheme_s_own() {
+        assert_eq!(with_port("ws", "pictures.example"), "pictures.example:80");
+        assert_eq!(with_port("wss", "pictures.example"), "pictures.example:443");
+        assert_eq!(with_port("wss", "[::1]"), "[::1]:443");
+        assert_eq!(with_port("wss", "[::1]:8443"), "[::1]:8443");
+        assert_eq!(with_port("ws", "127.0.0.1:8080"), "127.0.0.1:8080");
+        assert_eq!(with_port("tls", "localhost:40675"), "localhost:40675");
+        assert_eq!(with_port("tcp", "localhost"), "localhost");
     }
 }

@@ -1,5 +1,5 @@
-//! TLS, with rustls and aws-lc-rs (no OpenSSL): the server's certificate, reloadable while connections go
-//! on, and the clients' trust in it.
+//! TLS, with rustls and aws-lc-rs (no OpenSSL): the server's certificate, reloadable while
+//! connections go on, and the clients' trust in it.
 //!
 //! The server's certificate and key are read from PEM files at start-up and again on
 //! [`ServerCert::reload`] (the binary calls it on SIGHUP): a handshake takes whichever pair is
@@ -19,7 +19,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::server::TlsStream;
@@ -44,6 +44,8 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
     #[error("no trusted certificates: {0}")]
     NoRoots(String),
+    #[error("{0} is not a name a certificate can carry")]
+    Name(String),
 }
 
 /// The crypto rustls uses here: aws-lc-rs's.
@@ -129,23 +131,44 @@ impl ResolvesServerCert for ServerCert {
 }
 
 fn read_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
-    let read_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| TlsError::Read { path, source }
-    };
-    let chain = CertificateDer::pem_file_iter(cert)
-        .map_err(read_error(cert))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(read_error(cert))?;
-    if chain.is_empty() {
-        return Err(TlsError::NoCertificate(cert.to_path_buf()));
-    }
-    let private = PrivateKeyDer::from_pem_file(key).map_err(read_error(key))?;
+    let chain = read_certs(cert)?;
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::Read {
+        path: key.to_path_buf(),
+        source,
+    })?;
     CertifiedKey::from_der(chain, private, &provider()).map_err(|source| TlsError::Mismatch {
         cert: cert.to_path_buf(),
         key: key.to_path_buf(),
         source,
     })
+}
+
+/// The certificates of a PEM file, at least one.
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let read_error = |source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(read_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(read_error)?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate(path.to_path_buf()));
+    }
+    Ok(certs)
+}
+
+/// The name a server's certificate must carry, from `HOST:PORT`, `[IPv6]:PORT` or a host
+/// alone.
+pub fn server_name(authority: &str) -> Result<ServerName<'static>, TlsError> {
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _port)| host),
+    };
+    ServerName::try_from(host.to_owned()).map_err(|_| TlsError::Name(host.to_owned()))
 }
 
 /// A connector for the clients: it trusts the system's roots, or only the certificates in
@@ -154,17 +177,7 @@ pub fn connector(ca_file: Option<&Path>, alpn: &[&[u8]]) -> Result<TlsConnector,
     let mut roots = RootCertStore::empty();
     match ca_file {
         Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|source| TlsError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|source| TlsError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-            let (added, _) = roots.add_parsable_certificates(certs);
+            let (added, _) = roots.add_parsable_certificates(read_certs(path)?);
             if added == 0 {
                 return Err(TlsError::NoCertificate(path.to_path_buf()));
             }
@@ -191,4 +204,22 @@ pub fn connector(ca_file: Option<&Path>, alpn: &[&[u8]]) -> Result<TlsConnector,
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(TlsConnector::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_come_from_the_host_part() {
+        let name = |authority| server_name(authority).map(|n| n.to_str().into_owned());
+        assert_eq!(name("localhost:40675").ok().as_deref(), Some("localhost"));
+        assert_eq!(
+            name("pictures.example").ok().as_deref(),
+            Some("pictures.example")
+        );
+        assert_eq!(name("127.0.0.1:1").ok().as_deref(), Some("127.0.0.1"));
+        assert_eq!(name("[::1]:8080").ok().as_deref(), Some("::1"));
+        assert!(name(":1").is_err());
+    }
 }

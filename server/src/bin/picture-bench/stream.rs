@@ -52,12 +52,10 @@ impl std::fmt::Debug for Tls {
 }
 
 impl Tls {
-    fn new(host: &str, ca_cert: Option<&Path>, alpn: &[&[u8]]) -> anyhow::Result<Tls> {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
+    fn new(authority: &str, ca_cert: Option<&Path>, alpn: &[&[u8]]) -> anyhow::Result<Tls> {
         Ok(Tls {
             connector: tls::connector(ca_cert, alpn)?,
-            name: ServerName::try_from(host.to_owned())
-                .with_context(|| format!("{host} is not a name a certificate can carry"))?,
+            name: tls::server_name(authority)?,
         })
     }
 }
@@ -86,7 +84,7 @@ impl Target {
                 path: uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
             };
             let tls = secure
-                .then(|| Tls::new(host, ca_cert, &[b"http/1.1"]))
+                .then(|| Tls::new(&endpoint.host, ca_cert, &[b"http/1.1"]))
                 .transpose()?;
             return Ok(Target::Ws {
                 endpoint,
@@ -104,7 +102,7 @@ impl Target {
         if host.is_empty() || addr.contains('/') {
             bail!(usage());
         }
-        let tls = secure.then(|| Tls::new(host, ca_cert, &[])).transpose()?;
+        let tls = secure.then(|| Tls::new(addr, ca_cert, &[])).transpose()?;
         Ok(Target::Tcp {
             addr: addr.to_owned(),
             tls,
