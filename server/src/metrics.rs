@@ -11,7 +11,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{Counter, Histogram, counter, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
 use picture_protocol::{Kind, Status};
 
@@ -74,6 +74,10 @@ static REQUESTS: [OnceLock<Counter>; TRANSPORTS * KINDS * STATUSES] =
 static LATENCIES: [OnceLock<Histogram>; TRANSPORTS * KINDS] =
     [const { OnceLock::new() }; TRANSPORTS * KINDS];
 static CACHE_LOOKUPS: [OnceLock<Counter>; 2] = [const { OnceLock::new() }; 2];
+// Per connection, which in bare mode is per request too.
+static SENT: [OnceLock<Counter>; TRANSPORTS] = [const { OnceLock::new() }; TRANSPORTS];
+static RECEIVED: [OnceLock<Counter>; TRANSPORTS] = [const { OnceLock::new() }; TRANSPORTS];
+static OPEN: [OnceLock<Gauge>; TRANSPORTS] = [const { OnceLock::new() }; TRANSPORTS];
 
 /// A request answered, how, and how long the answer took to make.
 pub fn answered(transport: Transport, kind: Kind, status: Status, took: Duration) {
@@ -92,26 +96,33 @@ pub fn answered(transport: Transport, kind: Kind, status: Status, took: Duration
 
 /// Bytes a connection or session sent and received, counted when it ends.
 pub fn transferred(transport: Transport, sent: u64, received: u64) {
-    let transport = transport.label();
-    counter!("picture_sent_bytes_total", "transport" => transport).increment(sent);
-    counter!("picture_received_bytes_total", "transport" => transport).increment(received);
+    let label = transport.label();
+    SENT[transport as usize]
+        .get_or_init(|| counter!("picture_sent_bytes_total", "transport" => label))
+        .increment(sent);
+    RECEIVED[transport as usize]
+        .get_or_init(|| counter!("picture_received_bytes_total", "transport" => label))
+        .increment(received);
 }
 
 /// Counts a connection (or WebSocket session) as open while it lives.
-pub struct Open(&'static str);
+pub struct Open(&'static Gauge);
 
 impl Open {
-    /// `kind` is "tcp" or "websocket": bare and framed are told apart only once a connection
-    /// has sent something.
-    pub fn new(kind: &'static str) -> Open {
-        gauge!("picture_open_connections", "kind" => kind).increment(1);
-        Open(kind)
+    /// `transport` is `Tcp` or `WebSocket`: bare and framed are told apart only once a
+    /// connection has sent something.
+    pub fn new(transport: Transport) -> Open {
+        let label = transport.label();
+        let gauge = OPEN[transport as usize]
+            .get_or_init(|| gauge!("picture_open_connections", "kind" => label));
+        gauge.increment(1);
+        Open(gauge)
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        gauge!("picture_open_connections", "kind" => self.0).decrement(1);
+        self.0.decrement(1);
     }
 }
 

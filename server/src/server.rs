@@ -136,7 +136,7 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     shutdown: &CancellationToken,
 ) {
     let started = Instant::now();
-    let _open = metrics::Open::new("tcp");
+    let _open = metrics::Open::new(Transport::Tcp);
     let mut conn = Connection::new(stream);
     let mut stats = Stats::default();
     let end = session::run(&mut conn, service, limits, shutdown, &mut stats).await;

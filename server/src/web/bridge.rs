@@ -98,7 +98,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         caller: Caller::new(Transport::WebSocket),
         watch: None,
     };
-    let _open = metrics::Open::new("websocket");
+    let _open = metrics::Open::new(Transport::WebSocket);
     let end = loop {
         let event = tokio::select! {
             biased;
@@ -148,8 +148,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         let reply = match message {
             Incoming::Binary(frame) => {
                 requests += 1;
+                let was_authorized = session.caller.authorized;
                 let reply = handle(frame, &mut upstream, &mut session, config).await;
-                if session.caller.authorized {
+                if session.caller.authorized && !was_authorized {
                     socket.set_max_message(upload_message);
                 }
                 reply
