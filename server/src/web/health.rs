@@ -17,7 +17,7 @@ use axum::routing::get;
 use super::Upstream;
 
 /// How long `/readyz` waits for the store or the picture server.
-pub const READY_DEADLINE: Duration = Duration::from_secs(2);
+const READY_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The two probes, for a router whose state holds the upstream.
 pub fn routes() -> Router<Arc<Upstream>> {

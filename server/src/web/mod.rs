@@ -49,7 +49,6 @@ use crate::server::next_connection;
 use crate::tls::Acceptor;
 
 pub use bridge::BridgeConfig;
-pub use health::READY_DEADLINE;
 pub use origin::OriginPolicy;
 pub use site::Site;
 pub use upstream::{NotReady, Upstream};

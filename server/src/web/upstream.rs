@@ -27,8 +27,8 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The largest piece relayed at once. Gathering this much before writing keeps system calls
 /// few (a 100 KB picture goes out in one write) while bounding a session's memory: the piece
-/// being read, and what of the one before waits in the WebSocket's write buffer for a browser
-/// that does not read (at most one 64 KiB frame), under 256 KiB in all.
+/// being read, and the one before, copied into the WebSocket's write buffer as one frame,
+/// waiting for a browser that does not read: under 256 KiB in all.
 const RELAY_CHUNK: usize = 128 * 1024;
 
 /// What answers the requests the bridge has checked. Never chosen by the browser.
