@@ -702,10 +702,7 @@ async fn the_binary_serves_its_built_in_page_from_an_empty_folder() {
         server.banner
     );
     assert!(dir.path().join("data/pictures.db").is_file());
-    let page = within(server.stdout.next_line())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|| panic!("no page line"));
+    let page = server.next_line().await;
     let http = addr_in(&page, "http://");
     let browser = Browser::start().await;
     browser.goto(&format!("http://{http}/")).await;

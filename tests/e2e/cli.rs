@@ -41,10 +41,6 @@ fn assert_saved_under_its_name(dir: &Path, picture: &PictureInfo) {
     assert!(saved == asset_bytes(&picture.name), "{}", path.display());
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 #[tokio::test]
 async fn list_prints_a_table_and_json() {
     let server = TestServer::start().await;

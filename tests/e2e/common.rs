@@ -395,6 +395,14 @@ impl ServerProcess {
         }
     }
 
+    /// The next line it prints after the banner.
+    pub async fn next_line(&mut self) -> String {
+        within(self.stdout.next_line())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("the server printed no more lines"))
+    }
+
     /// The address after `scheme` (`tcp://`, `http://`) in the banner.
     pub fn addr(&self, scheme: &str) -> SocketAddr {
         addr_in(&self.banner, scheme)
@@ -433,6 +441,11 @@ impl Drop for ServerProcess {
             eprintln!("the server's standard error:\n{}", self.stderr());
         }
     }
+}
+
+/// What a process wrote, as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// The address after the first `scheme` (`tcp://`, `http://`) in a line a server printed.

@@ -65,10 +65,7 @@ async fn counters_follow_a_known_load() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut server = start_server_binary(&dir.path().join("pictures.db"), &[]).await;
     let tcp = server.addr("tcp://");
-    let page = within(server.stdout.next_line())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|| panic!("no page line"));
+    let page = server.next_line().await;
     let http = addr_in(&page, "http://");
     let pictures = catalog(tcp).await;
     let first = &pictures[0];

@@ -110,10 +110,7 @@ async fn server_binary_exits_cleanly_on_sigterm() {
         call(server.addr("tcp://"), Command::Ping).await.head.status,
         Status::Ok
     );
-    let page = within(server.stdout.next_line())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|| panic!("no page line"));
+    let page = server.next_line().await;
     assert!(page.contains("page at http://127.0.0.1:"), "{page}");
 
     let pid = server.pid();

@@ -80,11 +80,18 @@ pub async fn start_tls_server(cert: &Path, key: &Path) -> (ServerProcess, String
         .arg("--tls-key")
         .arg(key);
     let mut server = ServerProcess::start(command).await;
-    let page = within(server.stdout.next_line())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|| panic!("no page line"));
+    let page = server.next_line().await;
     (server, page)
+}
+
+/// Sends the server SIGHUP.
+async fn hang_up(server: &ServerProcess) {
+    let hup = tokio::process::Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(hup.success());
 }
 
 async fn fetch_first(server: &str, ca: &Path) -> Result<Vec<u8>, ClientError> {
@@ -155,12 +162,7 @@ async fn a_new_certificate_on_sighup_serves_new_connections_and_old_ones_go_on()
     let (new_cert, new_key) = second_ca.write_server(second_dir.path(), "server");
     std::fs::copy(&new_cert, &cert).unwrap_or_else(|e| panic!("{e}"));
     std::fs::copy(&new_key, &key).unwrap_or_else(|e| panic!("{e}"));
-    let hup = tokio::process::Command::new("kill")
-        .args(["-HUP", &server.pid().to_string()])
-        .status()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(hup.success());
+    hang_up(&server).await;
     server
         .stderr_line("TLS certificate and key read again")
         .await;
@@ -175,12 +177,7 @@ async fn a_new_certificate_on_sighup_serves_new_connections_and_old_ones_go_on()
     // A key that does not fit is refused; the pair in use stays.
     let (_, stray_key) = second_ca.write_server(second_dir.path(), "stray");
     std::fs::copy(&stray_key, &key).unwrap_or_else(|e| panic!("{e}"));
-    let hup = tokio::process::Command::new("kill")
-        .args(["-HUP", &server.pid().to_string()])
-        .status()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(hup.success());
+    hang_up(&server).await;
     let warning = server.stderr_line("TLS certificate not replaced").await;
     assert!(warning.contains("does not fit"), "{warning}");
     assert!(fetch_first(&tls, &second_ca_file).await.is_ok());
@@ -217,4 +214,43 @@ async fn unreadable_or_mismatched_files_stop_the_start_with_one_clear_line() {
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains(expected), "{stderr}");
     }
+}
+
+#[tokio::test]
+async fn the_plain_port_can_be_turned_off_but_not_with_no_port_left() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let ca = TestCa::new("Test CA");
+    let ca_file = ca.write_ca(dir.path());
+    let (cert, key) = ca.write_server(dir.path(), "server");
+    let command = |tls_port: bool| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"));
+        command
+            .args([
+                "--tcp-addr",
+                "none",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--store",
+            ])
+            .arg(format!("folder:{}", assets_dir().display()))
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key);
+        if tls_port {
+            command.args(["--tls-addr", "127.0.0.1:0"]);
+        }
+        command
+    };
+    let server = ServerProcess::start(command(true)).await;
+    assert!(!server.banner.contains("tcp://"), "{}", server.banner);
+    let tls = format!("tls://{}", server.addr("tls://"));
+    assert!(fetch_first(&tls, &ca_file).await.is_ok());
+
+    let out = within(command(false).output())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--tcp-addr none"), "{stderr}");
 }

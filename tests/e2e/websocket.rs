@@ -438,33 +438,20 @@ async fn cli_speaks_through_the_bridge() {
 
 #[tokio::test]
 async fn bridge_binary_takes_its_settings_from_the_environment() {
-    use tokio::io::AsyncBufReadExt;
-
     let server = TestServer::start().await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"));
+    command
         .arg("bridge")
         .env("PICTURE_UPSTREAM", server.addr.to_string())
         .env("PICTURE_HTTP_ADDR", "127.0.0.1:0")
-        .env("PICTURE_ALLOW_ORIGIN", "https://pictures.example")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let banner = within(tokio::io::BufReader::new(stdout).lines().next_line())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|| panic!("the bridge printed nothing"));
+        .env("PICTURE_ALLOW_ORIGIN", "https://pictures.example");
+    let bridge = ServerProcess::start(command).await;
+    let banner = &bridge.banner;
     assert!(
         banner.ends_with(&format!("(bridge to tcp://{})", server.addr)),
         "{banner}"
     );
-    let http = banner
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no page address in {banner}"));
+    let http = bridge.addr("http://");
     let url = format!("ws://{http}/ws");
     let mut socket = open(&url, Some("https://pictures.example"))
         .await
