@@ -1,4 +1,4 @@
-//! The picture server and its clients.
+//! The picture server.
 //!
 //! Layout, from the outside in:
 //!
@@ -16,20 +16,21 @@
 //! * [`metrics`]: the numbers `/metrics` shows, recorded where they happen.
 //! * [`limits`]: every bound a client is held to; `per_ip`: the caps per client address;
 //!   `refusals`: warnings about refused clients, at most one line per interval.
-//! * [`client`]: the framed-protocol client (TCP or WebSocket) used by `picture-client`.
 //! * [`web`]: the HTTP server for the browser page and the WebSocket bridge that answers the
 //!   page's requests from the same store, or forwards them to a picture server over TCP.
-//! * [`tls`]: the server's reloadable certificate and the clients' trust, with rustls.
+//! * [`tls`]: the server's reloadable certificate, with rustls.
 //! * [`shutdown`]: Ctrl-C and SIGTERM as one future.
-//! * [`args`]: argument errors as one line and exit code 1, for the binaries.
 //! * `fuzzing` (only with the `fuzzing` feature): the entry points of the fuzz targets.
+//!
+//! The `picture-server` program (`src/bin/picture-server/`) reads the settings and starts
+//! these. The other programs are crates of their own: `picture-client` (which the end-to-end
+//! tests use as their client library too) and `picture-bench`; `picture-args` holds what the
+//! three share on their command lines.
 
 #![forbid(unsafe_code)]
 
 pub mod access;
 pub mod answer;
-pub mod args;
-pub mod client;
 mod connection;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

@@ -1,5 +1,5 @@
 //! TLS, with rustls and aws-lc-rs (no OpenSSL): the server's certificate, reloadable while
-//! connections go on, and the clients' trust in it.
+//! connections go on. (The clients' side is in the `picture-client` crate.)
 //!
 //! The server's certificate and key are read from PEM files at start-up and again on
 //! [`ServerCert::reload`] (the binary calls it on SIGHUP): a handshake takes whichever pair is
@@ -14,16 +14,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -42,10 +42,6 @@ pub enum TlsError {
     },
     #[error("cannot set up TLS: {0}")]
     Config(#[from] rustls::Error),
-    #[error("no trusted certificates: {0}")]
-    NoRoots(String),
-    #[error("{0} is not a name a certificate can carry")]
-    Name(String),
 }
 
 /// The crypto rustls uses here: aws-lc-rs's.
@@ -157,69 +153,4 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         return Err(TlsError::NoCertificate(path.to_path_buf()));
     }
     Ok(certs)
-}
-
-/// The name a server's certificate must carry, from `HOST:PORT`, `[IPv6]:PORT` or a host
-/// alone.
-pub fn server_name(authority: &str) -> Result<ServerName<'static>, TlsError> {
-    let host = match authority.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(rest),
-        None => authority
-            .rsplit_once(':')
-            .map_or(authority, |(host, _port)| host),
-    };
-    ServerName::try_from(host.to_owned()).map_err(|_| TlsError::Name(host.to_owned()))
-}
-
-/// A connector for the clients: it trusts the system's roots, or only the certificates in
-/// `ca_file` when one is given (a private CA), and offers `alpn`.
-pub fn connector(ca_file: Option<&Path>, alpn: &[&[u8]]) -> Result<TlsConnector, TlsError> {
-    let mut roots = RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let (added, _) = roots.add_parsable_certificates(read_certs(path)?);
-            if added == 0 {
-                return Err(TlsError::NoCertificate(path.to_path_buf()));
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(found.certs);
-            if roots.is_empty() {
-                let why = found
-                    .errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>();
-                return Err(TlsError::NoRoots(format!(
-                    "the system has none ({}); give one with --ca-cert",
-                    why.join("; ")
-                )));
-            }
-        }
-    }
-    let mut config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(TlsConnector::from(Arc::new(config)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn server_names_come_from_the_host_part() {
-        let name = |authority| server_name(authority).map(|n| n.to_str().into_owned());
-        assert_eq!(name("localhost:40675").ok().as_deref(), Some("localhost"));
-        assert_eq!(
-            name("pictures.example").ok().as_deref(),
-            Some("pictures.example")
-        );
-        assert_eq!(name("127.0.0.1:1").ok().as_deref(), Some("127.0.0.1"));
-        assert_eq!(name("[::1]:8080").ok().as_deref(), Some("::1"));
-        assert!(name(":1").is_err());
-    }
 }

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::common::*;
 
 async fn run_bench(server: &str, args: &[&str]) -> Output {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-bench"))
+    let child = tokio::process::Command::new(bench_program())
         .arg("--server")
         .arg(server)
         .args(args)
@@ -507,8 +507,6 @@ async fn setup_failures_exit_1_with_one_line() {
     for (target, args) in [
         (tcp.as_str(), &["--picture", "unicorn"][..]),
         (&tcp, &["--pipeline", "0"]),
-        ("ws://127.0.0.1:1/ws", &["--mode", "bare"]),
-        ("tcp://127.0.0.1:1", &[]),
     ] {
         let out = run_bench(target, args).await;
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -422,7 +422,7 @@ async fn the_menu_follows_changes_made_elsewhere_without_a_reload() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let file = dir.path().join("lake.jpg");
     std::fs::copy(asset_path("forest-small"), &file).unwrap_or_else(|e| panic!("{e}"));
-    let put = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-client"))
+    let put = tokio::process::Command::new(client_program())
         .args([
             "--server",
             &server.addr.to_string(),

@@ -444,6 +444,35 @@ impl Drop for ServerProcess {
 }
 
 /// What a process wrote, as text.
+/// The `picture-client` program.
+pub fn client_program() -> PathBuf {
+    workspace_program("picture-client")
+}
+
+/// The `picture-bench` program.
+pub fn bench_program() -> PathBuf {
+    workspace_program("picture-bench")
+}
+
+/// A program of another package of the workspace, where cargo puts it: beside the folder that
+/// holds this test's own executable (`target/debug/deps/`). Cargo gives a test the path of its
+/// own package's programs only; `cargo test --workspace` builds the others too, because their
+/// packages have integration tests of their own.
+fn workspace_program(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join(name))
+        .unwrap_or_else(|| panic!("no folder above {}", exe.display()));
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo test --workspace` (or `cargo build --workspace`)",
+        path.display()
+    );
+    path
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

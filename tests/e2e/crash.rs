@@ -134,7 +134,7 @@ async fn decompression_bombs_are_refused_without_the_server_growing() {
         assert!(
             matches!(
                 result,
-                Err(picture_server::client::ClientError::Server {
+                Err(picture_client::ClientError::Server {
                     status: Status::Rejected,
                     ..
                 })

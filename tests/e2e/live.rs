@@ -1,8 +1,8 @@
 //! The live catalog: change notices over TCP and through the WebSocket bridge, and answers that
 //! stay in order on a watching connection.
 
+use picture_client::Client;
 use picture_protocol::{Change, ChangeKind, Command, Kind, Selector, Status};
-use picture_server::client::Client;
 
 use crate::common::*;
 use crate::store::authorized;
@@ -171,8 +171,8 @@ async fn a_relaying_bridge_serves_reads_but_no_writes_or_notices() {
         within(client.list()).await.map(|l| l.len()).ok(),
         Some(manifest_names().len())
     );
-    let refused = |result: Result<_, picture_server::client::ClientError>| match result {
-        Err(picture_server::client::ClientError::Server { status, .. }) => status,
+    let refused = |result: Result<_, picture_client::ClientError>| match result {
+        Err(picture_client::ClientError::Server { status, .. }) => status,
         other => panic!("expected a refusal, got {other:?}"),
     };
     assert_eq!(

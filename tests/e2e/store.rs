@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use bytes::Bytes;
+use picture_client::Client;
 use picture_protocol::{Command, PageRequest, Selector};
 use picture_server::Limits;
-use picture_server::client::Client;
 use picture_server::store::{Folder, Store, StoreOptions, StoreUrl, export, inspect};
 
 use crate::common::*;

@@ -414,7 +414,7 @@ async fn cli_speaks_through_the_bridge() {
     let web = server.start_web().await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let pictures = catalog(server.addr).await;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-client"))
+    let out = tokio::process::Command::new(client_program())
         .args(["--server", &web.ws_url(), "get", "2", "-o", "x.jpg"])
         .current_dir(dir.path())
         .output()
@@ -427,7 +427,7 @@ async fn cli_speaks_through_the_bridge() {
     );
     let saved = std::fs::read(dir.path().join("x.jpg")).unwrap_or_else(|e| panic!("{e}"));
     assert!(saved == asset_bytes(&pictures[1].name));
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-client"))
+    let out = tokio::process::Command::new(client_program())
         .args(["--server", &web.ws_url(), "get", "unicorn"])
         .current_dir(dir.path())
         .output()

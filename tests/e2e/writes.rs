@@ -3,9 +3,9 @@
 
 use std::io::Cursor;
 
+use picture_client::{Client, ClientError};
 use picture_protocol::{Command, PutRequest, Request, Selector, Status};
 use picture_server::Limits;
-use picture_server::client::{Client, ClientError};
 use tokio::io::AsyncReadExt;
 
 use crate::common::*;

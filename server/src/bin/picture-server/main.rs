@@ -25,10 +25,10 @@ const MIN_WS_MESSAGE: usize = REQUEST_HEADER_LEN + MAX_REQUEST_PAYLOAD;
 
 /// The folder a new database is seeded from when --assets is not given, if it exists.
 const DEFAULT_ASSETS: &str = "assets";
+use picture_args as args;
 use picture_server::Limits;
 use picture_server::access::AdminToken;
 use picture_server::answer::Service;
-use picture_server::args;
 use picture_server::limits::{
     ConnectionLimits, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_UPLOAD_SIZE,
 };

@@ -13,8 +13,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use picture_client::Client;
 use picture_protocol::{PictureInfo, Selector};
-use picture_server::client::Client;
 use serde::Serialize;
 use tokio::runtime::Runtime;
 
@@ -100,14 +100,14 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let args: Args = match picture_server::args::parse("picture-client") {
+    let args: Args = match picture_args::parse("picture-client") {
         Ok(args) => args,
         Err(code) => return code,
     };
     match run(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("picture-client: {}", picture_server::args::one_line(&e));
+            eprintln!("picture-client: {}", picture_args::one_line(&e));
             ExitCode::FAILURE
         }
     }

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use picture_client::{Client, ClientError};
 use picture_protocol::{Change, ChangeKind, PictureInfo, Selector, Status};
-use picture_server::client::{Client, ClientError};
 use serde::Serialize;
 use tokio::runtime::Runtime;
 

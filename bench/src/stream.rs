@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use bytes::{Buf, BytesMut};
-use picture_server::client::Link;
-use picture_server::tls;
+use picture_client::Link;
+use picture_client::tls;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -5,8 +5,8 @@ use std::io::{self, BufRead, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
+use picture_client::Client;
 use picture_protocol::Selector;
-use picture_server::client::Client;
 use tokio::runtime::Runtime;
 
 use crate::fetch::{Outcome, fetch_from, file_name};

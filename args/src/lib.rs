@@ -1,6 +1,10 @@
-//! Command-line parsing and error lines shared by the binaries: an argument error is one line
-//! on standard error and exit code 1, like every other failure, so that exit codes the
-//! binaries give a meaning to (picture-client's 2 for "no such picture") keep that one meaning.
+//! Command-line parsing and error lines shared by the picture programs (`picture-server`,
+//! `picture-client`, `picture-bench`): an argument error is one line on standard error and exit
+//! code 1, like every other failure, so that exit codes the programs give a meaning to
+//! (picture-client's 2 for "no such picture") keep that one meaning; durations and counts are
+//! checked against their ranges as they are parsed.
+
+#![forbid(unsafe_code)]
 
 use std::fmt::Display;
 use std::process::ExitCode;

@@ -18,7 +18,7 @@ use crate::ws_frame::{
 };
 use anyhow::{Context, anyhow, bail, ensure};
 use bytes::{Buf, BytesMut};
-use picture_server::client::Link;
+use picture_client::Link;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;

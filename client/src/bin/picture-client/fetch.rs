@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use picture_client::Client;
 use picture_protocol::{PictureInfo, Selector, Status};
-use picture_server::client::Client;
 use sha2::{Digest, Sha256};
 use tokio::runtime::Runtime;
 

@@ -77,7 +77,7 @@ struct Args {
     #[arg(long, default_value_t = 1, value_parser = value_parser!(u32).range(1..=1024))]
     pipeline: u32,
     /// Seconds measured, after the warm-up; --requests takes precedence.
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = picture_server::args::seconds)]
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = picture_args::seconds)]
     duration: Duration,
     /// Requests measured, after the warm-up, instead of a duration.
     #[arg(long, value_name = "N", value_parser = value_parser!(u64).range(1..))]
@@ -153,19 +153,19 @@ impl Mode {
 fn seconds_or_zero(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
         Ok(0.0) => Ok(Duration::ZERO),
-        _ => picture_server::args::seconds(text),
+        _ => picture_args::seconds(text),
     }
 }
 
 fn main() -> ExitCode {
-    let args: Args = match picture_server::args::parse("picture-bench") {
+    let args: Args = match picture_args::parse("picture-bench") {
         Ok(args) => args,
         Err(code) => return code,
     };
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("picture-bench: {}", picture_server::args::one_line(&e));
+            eprintln!("picture-bench: {}", picture_args::one_line(&e));
             ExitCode::FAILURE
         }
     }
