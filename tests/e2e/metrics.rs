@@ -6,10 +6,12 @@
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use picture_protocol::{Command, MAX_RESPONSE_BODY, Selector, Status, decode_response};
+use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::common::*;
+use crate::health::probe;
 
 /// The value of the series `name` whose labels include all of `labels`, or 0 if there is none.
 fn value(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -231,4 +233,75 @@ async fn json_logs_have_one_object_per_line_with_the_connection_fields() {
             "{line}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_admin_port_takes_the_metrics_off_the_page_port() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut server = start_server_binary(
+        &dir.path().join("pictures.db"),
+        &[("PICTURE_ADMIN_ADDR", "127.0.0.1:0")],
+    )
+    .await;
+    let tcp = server.addr("tcp://");
+    let http = addr_in(&server.next_line().await, "http://");
+    let admin_line = server.next_line().await;
+    assert!(admin_line.contains("metrics and health at"), "{admin_line}");
+    let admin = addr_in(&admin_line, "http://");
+    assert_ne!(admin, http);
+
+    assert!(exchange_raw(tcp, b"1").await.len() > 1000);
+    let metrics = scrape_until(admin, |m| {
+        value(m, "picture_requests_total", &[("transport", "bare")]) >= 1.0
+    })
+    .await;
+    assert!(metrics.contains("picture_open_connections"), "{metrics}");
+    for target in ["/healthz", "/readyz"] {
+        assert_eq!(
+            probe(admin, target).await.0,
+            200,
+            "{target} on the admin port"
+        );
+        assert_eq!(
+            probe(http, target).await.0,
+            200,
+            "{target} on the page port"
+        );
+    }
+    assert_eq!(probe(http, "/metrics").await.0, 404);
+    // The admin port serves nothing else: not the page, not the bridge.
+    assert_eq!(probe(admin, "/").await.0, 404);
+    assert_eq!(probe(admin, "/ws").await.0, 404);
+
+    // Its connections are bounded: those over the bound are closed without an answer.
+    let mut held = Vec::new();
+    for _ in 0..picture_server::web::MAX_ADMIN_CONNECTIONS {
+        held.push(connect(admin).await);
+    }
+    assert_eq!(probe_status(admin).await, None);
+    drop(held);
+    within(async {
+        while probe_status(admin).await != Some(200) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+/// The status of `/healthz` at `addr`, or `None` if the connection closed without one.
+async fn probe_status(addr: std::net::SocketAddr) -> Option<u16> {
+    let mut stream = connect(addr).await;
+    send(
+        &mut stream,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    // A connection closed at once may also be reset: the request was not read.
+    let mut answer = Vec::new();
+    let _ = within(stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer)
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }

@@ -3,6 +3,7 @@
 //! size of a request's head, and on how long a client may take to send a request or to
 //! accept an answer.
 
+mod admin;
 pub(crate) mod bridge;
 mod health;
 mod origin;
@@ -48,6 +49,7 @@ use crate::refusals::{REFUSALS, Refusal};
 use crate::server::next_connection;
 use crate::tls::Acceptor;
 
+pub use admin::{AdminConfig, MAX_ADMIN_CONNECTIONS, serve_admin};
 pub use bridge::BridgeConfig;
 pub use origin::OriginPolicy;
 pub use site::Site;
@@ -80,7 +82,8 @@ const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'self'; img-src 'self' 
 pub struct WebConfig {
     /// The page's files.
     pub site: Site,
-    /// What `/metrics` shows, if anything (404 without).
+    /// What `/metrics` shows on this port, if anything (404 without; with an admin port,
+    /// the metrics are shown there instead).
     pub metrics: Option<Exporter>,
     /// HTTPS (and so wss://) instead of plain HTTP, when set.
     pub tls: Option<Acceptor>,
@@ -122,6 +125,7 @@ pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: Cance
     let grace = config.shutdown_grace;
     let (max_connections, request_timeout) = (config.max_connections, config.request_timeout);
     let tls = config.tls.clone();
+    let metrics = metrics_routes(config.metrics.clone(), upstream.clone());
     let stall_timeout = config.bridge.idle_timeout;
     let tracker = TaskTracker::new();
     let connections_per_ip = PerIp::new(config.max_connections_per_ip);
@@ -134,8 +138,8 @@ pub async fn serve_web(listener: TcpListener, config: WebConfig, shutdown: Cance
     });
     let app = Router::new()
         .route("/ws", get(websocket))
-        .route("/metrics", get(metrics_page))
         .with_state(state)
+        .merge(metrics)
         .merge(health::routes().with_state(upstream.clone()))
         .merge(site)
         .layer(middleware::from_fn(refuse_odd_targets))
@@ -300,12 +304,19 @@ fn header(
     SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
 }
 
-/// The process's metrics in Prometheus' text format.
-async fn metrics_page(State(state): State<Arc<WebState>>) -> Response {
-    let Some(exporter) = &state.config.metrics else {
-        return StatusCode::NOT_FOUND.into_response();
+/// `/metrics`, showing `exporter`'s figures (no route without one, so a 404).
+fn metrics_routes(exporter: Option<Exporter>, upstream: Arc<Upstream>) -> Router {
+    let Some(exporter) = exporter else {
+        return Router::new();
     };
-    if let Some(store) = state.config.bridge.upstream.store() {
+    Router::new()
+        .route("/metrics", get(metrics_page))
+        .with_state((exporter, upstream))
+}
+
+/// The process's metrics in Prometheus' text format.
+async fn metrics_page(State((exporter, upstream)): State<(Exporter, Arc<Upstream>)>) -> Response {
+    if let Some(store) = upstream.store() {
         metrics::cache_size(store.cached_bytes());
     }
     let content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -37,7 +37,9 @@ use picture_server::store::{
     DEFAULT_CACHE_SIZE, MAX_PICTURE_BYTES, Store, StoreOptions, StoreUrl, UploadRules, export,
 };
 use picture_server::tls::ServerCert;
-use picture_server::web::{BridgeConfig, OriginPolicy, Site, Upstream, WebConfig, serve_web};
+use picture_server::web::{
+    AdminConfig, BridgeConfig, OriginPolicy, Site, Upstream, WebConfig, serve_admin, serve_web,
+};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -254,6 +256,10 @@ struct WebArgs {
     /// Serve no /metrics (and record none).
     #[arg(long, env = "PICTURE_NO_METRICS")]
     no_metrics: bool,
+    /// Address for /metrics, /healthz and /readyz apart from the page, e.g. on an internal
+    /// network: /metrics then leaves the HTTP port [default: none; all on --http-addr].
+    #[arg(long, env = "PICTURE_ADMIN_ADDR")]
+    admin_addr: Option<String>,
     /// Largest WebSocket message accepted, in bytes.
     #[arg(long, env = "PICTURE_MAX_WS_MESSAGE", default_value_t = 64 * 1024, value_parser = args::within(MIN_WS_MESSAGE, MAX_PICTURE_BYTES))]
     max_ws_message: usize,
@@ -582,6 +588,26 @@ async fn start_web(
     let tls = cert.map(|cert| cert.acceptor(&[b"http/1.1"])).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("picture-server: page at {scheme}://{addr}/ (bridge to {upstream})");
+    let (metrics, admin) = match &args.admin_addr {
+        None => (metrics, None),
+        Some(admin_addr) => {
+            let listener = TcpListener::bind(admin_addr)
+                .await
+                .with_context(|| format!("cannot listen on {admin_addr}"))?;
+            println!(
+                "picture-server: metrics and health at http://{}/",
+                listener.local_addr()?
+            );
+            let config = AdminConfig {
+                metrics,
+                upstream: upstream.clone(),
+                request_timeout: args.request_timeout,
+                stall_timeout: args.idle_timeout,
+                shutdown_grace: args.shutdown_grace,
+            };
+            (None, Some(serve_admin(listener, config, shutdown.clone())))
+        }
+    };
     let config = WebConfig {
         site,
         metrics,
@@ -601,6 +627,11 @@ async fn start_web(
         max_message: args.max_ws_message,
         shutdown_grace: args.shutdown_grace,
     };
-    let shutdown = shutdown.clone();
-    Ok(tokio::spawn(serve_web(listener, config, shutdown)))
+    let web = serve_web(listener, config, shutdown.clone());
+    Ok(tokio::spawn(async move {
+        match admin {
+            Some(admin) => drop(tokio::join!(web, admin)),
+            None => web.await,
+        }
+    }))
 }
