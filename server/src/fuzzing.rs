@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::answer::Service;
 use crate::store::manifest::Manifest;
-use crate::store::{Store, StoreOptions, StoreUrl, UploadRules, upload};
+use crate::store::{OpenError, Store, StoreOptions, StoreUrl, UploadRules, upload};
 use crate::web::{BridgeConfig, Upstream, bridge};
 
 /// Parses a `catalog.toml`.
@@ -38,16 +38,24 @@ pub struct Bridge {
     config: BridgeConfig,
 }
 
+/// Why a fuzzing bridge could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeSetupError {
+    #[error(transparent)]
+    Store(#[from] OpenError),
+    #[error("cannot start a runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
 impl Bridge {
     /// A bridge over the pictures in `assets`, or why there is none.
-    pub fn new(assets: &Path) -> Result<Bridge, String> {
+    pub fn new(assets: &Path) -> Result<Bridge, BridgeSetupError> {
         let url = StoreUrl::Folder(assets.to_path_buf());
-        let store = Store::open(&url, None, &StoreOptions::default()).map_err(|e| e.to_string())?;
+        let store = Store::open(&url, None, &StoreOptions::default())?;
         let service = Arc::new(Service::new(Arc::new(store), None));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         let config = BridgeConfig {
             upstream: Upstream::local(service),
             idle_timeout: Duration::from_secs(60),

@@ -51,7 +51,7 @@ use crate::tls::Acceptor;
 
 pub use admin::{AdminConfig, MAX_ADMIN_CONNECTIONS, serve_admin};
 pub use bridge::BridgeConfig;
-pub use origin::OriginPolicy;
+pub use origin::{OriginError, OriginPolicy};
 pub use site::Site;
 pub use upstream::{NotReady, Upstream};
 
@@ -332,11 +332,11 @@ async fn websocket(
     if let Err(reason) = state.config.origins.check(headers) {
         REFUSALS.refused(Refusal::Origin, peer);
         debug!(%peer, "WebSocket refused: {reason}");
-        return (StatusCode::FORBIDDEN, reason).into_response();
+        return (StatusCode::FORBIDDEN, reason.to_string()).into_response();
     }
     let accept = match websocket::accept_key(headers) {
         Ok(accept) => accept,
-        Err(reason) => return (StatusCode::BAD_REQUEST, reason).into_response(),
+        Err(reason) => return (StatusCode::BAD_REQUEST, reason.to_string()).into_response(),
     };
     let Some(on_upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
         return (StatusCode::BAD_REQUEST, "connection cannot be upgraded").into_response();

@@ -14,6 +14,15 @@ use std::net::IpAddr;
 use axum::http::HeaderMap;
 use axum::http::header::{HOST, ORIGIN};
 
+/// Why a handshake was refused; the text is what the refused page is told (with 403).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OriginError {
+    #[error("the Origin header is not text")]
+    NotText,
+    #[error("origin {0} is not allowed (start the server with --allow-origin {0} to allow it)")]
+    NotAllowed(String),
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct OriginPolicy {
     /// Extra origins, lowercase, without a trailing slash.
@@ -34,13 +43,13 @@ impl OriginPolicy {
     ///
     /// A handshake without an Origin does not come from a browser page (browsers always send
     /// one), so no page can abuse it: command-line clients are let through.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), String> {
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), OriginError> {
         let Some(origin) = headers.get(ORIGIN) else {
             return Ok(());
         };
         let origin = origin
             .to_str()
-            .map_err(|_| "the Origin header is not text".to_owned())?
+            .map_err(|_| OriginError::NotText)?
             .to_ascii_lowercase();
         if self.allowed.contains(&origin) {
             return Ok(());
@@ -55,9 +64,7 @@ impl OriginPolicy {
         {
             return Ok(());
         }
-        Err(format!(
-            "origin {origin} is not allowed (start the server with --allow-origin {origin} to allow it)"
-        ))
+        Err(OriginError::NotAllowed(origin))
     }
 }
 
@@ -105,9 +112,9 @@ mod tests {
     #[test]
     fn foreign_pages_are_refused() {
         let p = OriginPolicy::default();
-        assert!(
-            p.check(&headers(Some("http://evil.example"), "127.0.0.1:8080"))
-                .is_err()
+        assert_eq!(
+            p.check(&headers(Some("http://Evil.example"), "127.0.0.1:8080")),
+            Err(OriginError::NotAllowed("http://evil.example".to_owned()))
         );
         assert!(
             p.check(&headers(Some("http://127.0.0.1:9999"), "127.0.0.1:8080"))

@@ -62,8 +62,21 @@ const WRITE_AT: usize = 4096;
 /// many small fragments carries a header (up to 14 bytes) with each.
 const HEADER_ALLOWANCE: u64 = 4096;
 
+/// Why a request is not a WebSocket handshake the bridge takes (answered with 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("not a WebSocket upgrade request")]
+    NotUpgrade,
+    #[error("unsupported WebSocket version (13 is required)")]
+    Version,
+    #[error("missing Sec-WebSocket-Key")]
+    NoKey,
+    #[error("Sec-WebSocket-Key must be 16 bytes in base64")]
+    BadKey,
+}
+
 /// The `Sec-WebSocket-Accept` value for a valid upgrade request, or why it is not one.
-pub fn accept_key(headers: &HeaderMap) -> Result<String, &'static str> {
+pub fn accept_key(headers: &HeaderMap) -> Result<String, HandshakeError> {
     let has_token = |name, token: &str| {
         headers.get_all(name).iter().any(|v| {
             v.to_str()
@@ -71,17 +84,17 @@ pub fn accept_key(headers: &HeaderMap) -> Result<String, &'static str> {
         })
     };
     if !has_token(UPGRADE, "websocket") || !has_token(CONNECTION, "upgrade") {
-        return Err("not a WebSocket upgrade request");
+        return Err(HandshakeError::NotUpgrade);
     }
     if headers.get(SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
-        return Err("unsupported WebSocket version (13 is required)");
+        return Err(HandshakeError::Version);
     }
     let key = headers
         .get(SEC_WEBSOCKET_KEY)
-        .ok_or("missing Sec-WebSocket-Key")?;
+        .ok_or(HandshakeError::NoKey)?;
     // RFC 6455, 4.2.1: the key is 16 bytes, base64-encoded.
     if BASE64.decode(key.as_bytes()).map(|k| k.len()) != Ok(16) {
-        return Err("Sec-WebSocket-Key must be 16 bytes in base64");
+        return Err(HandshakeError::BadKey);
     }
     Ok(derive_accept_key(key.as_bytes()))
 }
@@ -446,10 +459,15 @@ mod tests {
                 SEC_WEBSOCKET_KEY,
                 HeaderValue::from_str(key).unwrap_or_else(|e| panic!("{e}")),
             );
-            assert!(accept_key(&bad).is_err(), "{key:?}");
+            assert_eq!(accept_key(&bad), Err(HandshakeError::BadKey), "{key:?}");
         }
+        let mut keyless = headers.clone();
+        keyless.remove(SEC_WEBSOCKET_KEY);
+        assert_eq!(accept_key(&keyless), Err(HandshakeError::NoKey));
         set(&mut headers, SEC_WEBSOCKET_VERSION, "8");
-        assert!(accept_key(&headers).is_err());
+        assert_eq!(accept_key(&headers), Err(HandshakeError::Version));
+        set(&mut headers, UPGRADE, "h2c");
+        assert_eq!(accept_key(&headers), Err(HandshakeError::NotUpgrade));
     }
 
     #[tokio::test(start_paused = true)]
