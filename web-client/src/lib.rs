@@ -31,6 +31,17 @@ pub fn run() -> Result<(), JsValue> {
     app::start()
 }
 
+/// Bytes of WebAssembly memory the page holds, for diagnostics and for the browser tests that
+/// check what loading a picture costs. Wasm memory never shrinks, so this is the most the page
+/// has needed at once since it loaded. From the page's console:
+/// `(await import('/pkg/picture_web.js')).wasm_memory_bytes()`.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen]
+pub fn wasm_memory_bytes() -> f64 {
+    const PAGE_BYTES: f64 = 65_536.0;
+    core::arch::wasm32::memory_size::<0>() as f64 * PAGE_BYTES
+}
+
 /// A JavaScript error in words, for the status line.
 pub(crate) fn describe_js_error(error: &JsValue) -> String {
     error

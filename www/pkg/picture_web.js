@@ -8,6 +8,18 @@ export function run() {
         throw takeFromExternrefTable0(ret[0]);
     }
 }
+
+/**
+ * Bytes of WebAssembly memory the page holds, for diagnostics and for the browser tests that
+ * check what loading a picture costs. Wasm memory never shrinks, so this is the most the page
+ * has needed at once since it loaded. From the page's console:
+ * `(await import('/pkg/picture_web.js')).wasm_memory_bytes()`.
+ * @returns {number}
+ */
+export function wasm_memory_bytes() {
+    const ret = wasm.wasm_memory_bytes();
+    return ret;
+}
 function __wbg_get_imports() {
     const import0 = {
         __proto__: null,
