@@ -222,6 +222,17 @@ impl Browser {
             .await;
     }
 
+    /// Bytes of WebAssembly memory the page holds, from the bundle's `wasm_memory_bytes` (the
+    /// page's own module instance: importing its URL again gives the module already loaded).
+    async fn wasm_memory(&self) -> u64 {
+        let bytes = self
+            .eval("return import('/pkg/picture_web.js').then(m => m.wasm_memory_bytes());")
+            .await;
+        bytes
+            .as_f64()
+            .unwrap_or_else(|| panic!("wasm_memory_bytes gave {bytes}")) as u64
+    }
+
     async fn close(self) {
         let _ = self.client.clone().close().await;
     }
@@ -728,4 +739,67 @@ async fn the_page_over_https_reaches_the_pictures_over_wss() {
     browser.wait_for_picture("dog", "ok").await;
     let protocol = browser.eval("return location.protocol;").await;
     assert_eq!(protocol, Value::String("https:".to_owned()));
+}
+
+/// A PNG of noise, which does not compress: a little over 3 bytes a pixel. 2600 × 2600 is
+/// about 20 MB.
+fn large_png(width: u32, height: u32) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let noise = image::RgbImage::from_fn(width, height, |_, _| {
+        // xorshift64: fast, and random enough to defeat compression.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let [r, g, b, ..] = state.to_le_bytes();
+        image::Rgb([r, g, b])
+    });
+    let mut png = std::io::Cursor::new(Vec::new());
+    noise
+        .write_to(&mut png, image::ImageFormat::Png)
+        .unwrap_or_else(|e| panic!("{e}"));
+    png.into_inner()
+}
+
+/// How much the page's wasm memory may grow while it handles a picture of `size` bytes: a
+/// little for the head and the bookkeeping, far less than the picture itself. (Copied
+/// through wasm memory, a picture would leave its size behind twice or more.)
+fn assert_little_growth(before: u64, after: u64, size: usize) {
+    let growth = after.saturating_sub(before);
+    eprintln!(
+        "wasm memory: {before} bytes before, {after} after a picture of {size} bytes \
+         (grew by {growth})"
+    );
+    assert!(
+        growth < size as u64 / 8,
+        "the page's wasm memory grew by {growth} bytes for a picture of {size} bytes"
+    );
+}
+
+/// The page shows a 20 MB picture from a view of the buffer it arrived in, so its wasm memory
+/// grows by far less than the picture. (It grew by 40.6 MB, twice the picture, when each
+/// message was copied into wasm memory whole and its body once more.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_picture_is_shown_without_passing_through_wasm_memory() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(asset_path("thumbnail"), dir.path().join("small.jpg"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let png = large_png(2600, 2600);
+    std::fs::write(dir.path().join("large.png"), &png).unwrap_or_else(|e| panic!("{e}"));
+    let server = TestServer::start_with(dir.path(), Limits::default()).await;
+    let web = server.start_web().await;
+    let pictures = catalog(server.addr).await;
+    let large = pictures
+        .iter()
+        .find(|p| p.name == "large")
+        .unwrap_or_else(|| panic!("no large picture in {pictures:?}"));
+    let browser = Browser::start().await;
+    browser.goto(&format!("http://{}/#small", web.addr)).await;
+    browser.wait_for_picture("small", "ok").await;
+    let before = browser.wasm_memory().await;
+
+    browser.choose(large.number).await;
+    expect_picture(&browser, large).await;
+    assert_little_growth(before, browser.wasm_memory().await, png.len());
+    browser.close().await;
+    web.stop().await;
 }

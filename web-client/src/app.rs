@@ -12,7 +12,7 @@ use wasm_bindgen::JsValue;
 use web_sys::{Document, Window};
 
 use crate::address::{Address, socket_url};
-use crate::answer::{self, ReceivedPicture, read_message};
+use crate::answer::{self, Received, ReceivedPicture};
 use crate::backoff::Backoff;
 use crate::clock;
 use crate::connection::{Connection, ConnectionState};
@@ -234,7 +234,7 @@ impl App {
             Event::Socket { generation, .. } if !self.connection.is_current(generation) => {}
             Event::Socket { news, .. } => match news {
                 SocketNews::Opened => self.on_open(),
-                SocketNews::Message(Ok(message)) => self.on_message(&message),
+                SocketNews::Message(Ok(response)) => self.on_message(response),
                 SocketNews::Message(Err(problem)) => self.on_garbage(problem),
                 SocketNews::Closed(reason) => self.on_closed(&reason),
             },
@@ -341,11 +341,7 @@ impl App {
         self.connection.close();
     }
 
-    fn on_message(&mut self, message: &[u8]) {
-        let response = match read_message(message) {
-            Ok(response) => response,
-            Err(problem) => return self.on_garbage(problem),
-        };
+    fn on_message(&mut self, response: Received) {
         if answer::is_notice(&response) {
             return match answer::change(response) {
                 Ok(change) => self.on_change(&change),
@@ -658,7 +654,7 @@ impl App {
                         width: 0,
                         height: 0,
                         mime: picture.mime,
-                        bytes: picture.bytes.len() as u64,
+                        bytes: u64::from(picture.bytes.length()),
                         elapsed_ms,
                     },
                 })
@@ -718,7 +714,7 @@ impl App {
         self.request(Purpose::Auth, Command::Auth(token.into_bytes().into()));
     }
 
-    fn on_auth_answer(&mut self, response: picture_protocol::Response) {
+    fn on_auth_answer(&mut self, response: Received) {
         // The server ends the session after a wrong token: take it as gone now, so that
         // nothing is sent on it meanwhile; the close that follows brings a new connection.
         if response.head.status == picture_protocol::Status::Unauthorized {
@@ -819,13 +815,7 @@ impl App {
         }
     }
 
-    fn on_written(
-        &mut self,
-        id: u32,
-        kind: Kind,
-        what: &str,
-        response: picture_protocol::Response,
-    ) {
+    fn on_written(&mut self, id: u32, kind: Kind, what: &str, response: Received) {
         if self.uploading.as_ref().is_some_and(|u| u.id == id) {
             self.uploading = None;
             self.editor.set_progress(None);

@@ -5,6 +5,7 @@
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
+use crate::answer::{Received, read_message};
 use crate::describe_js_error;
 use crate::events::{Dispatcher, Event, Listener, SocketNews};
 
@@ -79,7 +80,7 @@ impl Connection {
         let listeners = [
             dispatcher.listen(&socket, "open", move |_| news(SocketNews::Opened))?,
             dispatcher.listen(&socket, "message", move |event| {
-                news(SocketNews::Message(message_bytes(event)))
+                news(SocketNews::Message(message_response(event)))
             })?,
             dispatcher.listen(&socket, "close", move |event| {
                 news(SocketNews::Closed(close_reason(event)))
@@ -129,7 +130,8 @@ impl Connection {
     }
 }
 
-fn message_bytes(event: &web_sys::Event) -> Result<Vec<u8>, String> {
+/// The response a message carries, read where the browser received it (see [`read_message`]).
+fn message_response(event: &web_sys::Event) -> Result<Received, String> {
     let data = event
         .dyn_ref::<MessageEvent>()
         .map(MessageEvent::data)
@@ -137,7 +139,7 @@ fn message_bytes(event: &web_sys::Event) -> Result<Vec<u8>, String> {
     let buffer = data
         .dyn_ref::<js_sys::ArrayBuffer>()
         .ok_or("The server sent a text message; it only ever sends binary frames.")?;
-    Ok(js_sys::Uint8Array::new(buffer).to_vec())
+    read_message(buffer)
 }
 
 fn close_reason(event: &web_sys::Event) -> String {

@@ -10,6 +10,7 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::EventTarget;
 
+use crate::answer::Received;
 use crate::app::App;
 
 /// Something that happened.
@@ -60,8 +61,8 @@ pub enum Event {
 #[derive(Debug)]
 pub enum SocketNews {
     Opened,
-    /// A binary message, or why the message could not be read as one.
-    Message(Result<Vec<u8>, String>),
+    /// The response a message carries, or why the message could not be read as one.
+    Message(Result<Received, String>),
     /// The socket is closed, and why.
     Closed(String),
 }

@@ -113,14 +113,17 @@ impl View {
 
     /// Starts showing `bytes` as a picture of type `mime`; the element reports `load` or
     /// `error` when it has decoded it. Returns the `blob:` URL it now shows.
+    ///
+    /// `bytes` is a view of the buffer the picture arrived in: the Blob is made from it
+    /// directly, so the picture never passes through wasm memory.
     pub fn show_picture(
         &mut self,
-        bytes: &[u8],
+        bytes: &js_sys::Uint8Array,
         mime: &str,
         alt: &str,
         name: &str,
     ) -> Result<String, JsValue> {
-        let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+        let parts = js_sys::Array::of1(bytes);
         let options = BlobPropertyBag::new();
         options.set_type(mime);
         let blob = Blob::new_with_u8_array_sequence_and_options(&parts, &options)?;

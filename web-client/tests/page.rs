@@ -176,7 +176,9 @@ fn error_answer_shows_its_text_in_the_status() {
         },
         body,
     };
-    let Err(problem) = answer::picture(response) else {
+    let message = response.encode().unwrap_or_else(|e| panic!("{e}"));
+    let message = js_sys::Uint8Array::from(&message[..]).buffer();
+    let Err(problem) = answer::read_message(&message).and_then(answer::picture) else {
         panic!("an internal error is a failure");
     };
     fixture.view().set_status(&StatusLine::error(problem));
@@ -193,8 +195,9 @@ fn error_answer_shows_its_text_in_the_status() {
 async fn picture_is_shown_from_a_blob_url() {
     let fixture = Fixture::new();
     let mut view = fixture.view();
+    let png = js_sys::Uint8Array::from(&PNG[..]);
     let first = view
-        .show_picture(&PNG, "image/png", "Red", "red")
+        .show_picture(&png, "image/png", "Red", "red")
         .unwrap_or_else(|e| panic!("{e:?}"));
     let img: HtmlImageElement = fixture.element("view");
     assert!(first.starts_with("blob:"));
@@ -208,7 +211,7 @@ async fn picture_is_shown_from_a_blob_url() {
         .await;
     assert_eq!(view.picture_size(), (3, 2));
     let second = view
-        .show_picture(&PNG, "image/png", "Red again", "red")
+        .show_picture(&png, "image/png", "Red again", "red")
         .unwrap_or_else(|e| panic!("{e:?}"));
     assert_ne!(first, second);
 }
