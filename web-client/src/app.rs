@@ -255,7 +255,6 @@ impl App {
                 self.on_file(file);
             }
             Event::Dragging(over) => self.editor.set_dragging(over),
-            Event::FileRead { name, title, bytes } => self.on_file_read(name, title, bytes),
             Event::UploadProgress(id) => self.on_upload_progress(id),
             Event::SaveWanted => self.on_save(),
             Event::DeleteWanted => self.on_delete(),
@@ -554,15 +553,15 @@ impl App {
 
     /// Sends a request, or says at once why it cannot be sent. Returns its id.
     fn request(&mut self, purpose: Purpose, command: Command) -> Option<u32> {
-        self.send_request(purpose, command, &[], REQUEST_TIMEOUT_MS)
+        self.send_request(purpose, command, None, REQUEST_TIMEOUT_MS)
     }
 
-    /// [`App::request`] with the bytes that follow a PUT frame, and its own timeout.
+    /// [`App::request`] with the file that follows a PUT frame, if any, and its own timeout.
     fn send_request(
         &mut self,
         purpose: Purpose,
         command: Command,
-        upload: &[u8],
+        upload: Option<&web_sys::File>,
         timeout_ms: u32,
     ) -> Option<u32> {
         let what = purpose.describe();
@@ -582,8 +581,8 @@ impl App {
             .encode()
             .map_err(|error| format!("Cannot ask for {what}: {error}."))
             .and_then(|frame| match upload {
-                [] => self.connection.send(&frame),
-                _ => self.connection.send(&[&frame[..], upload].concat()),
+                None => self.connection.send(&frame),
+                Some(picture) => self.connection.send_upload(&frame, picture),
             });
         if let Err(problem) = sent {
             self.pending.take(id);
@@ -739,7 +738,7 @@ impl App {
         }
     }
 
-    /// A file to upload, from the picker or dropped on the picture: read it, then send it.
+    /// A file to upload, from the picker or dropped on the picture: send it.
     fn on_file(&mut self, file: Option<web_sys::File>) {
         let Some(file) = file else {
             return self
@@ -751,34 +750,19 @@ impl App {
                 "Unlock the editor with the admin token first.",
             ));
         }
-        let (typed_name, title) = self.editor.upload_fields();
-        let name = crate::editor::upload_name(&typed_name, &file.name());
-        self.editor
-            .set_status(&StatusLine::loading(&format!("\"{name}\"")));
-        let dispatcher = self.dispatcher.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            let bytes = wasm_bindgen_futures::JsFuture::from(file.array_buffer())
-                .await
-                .map(|buffer| js_sys::Uint8Array::new(&buffer).to_vec())
-                .map_err(|error| format!("Cannot read the file: {}", describe_js_error(&error)));
-            dispatcher.dispatch(Event::FileRead { name, title, bytes });
-        });
-    }
-
-    fn on_file_read(&mut self, name: String, title: String, bytes: Result<Vec<u8>, String>) {
-        let bytes = match bytes {
-            Ok(bytes) => bytes,
-            Err(problem) => return self.editor.set_status(&StatusLine::error(problem)),
-        };
-        let Ok(size) = u32::try_from(bytes.len()) else {
+        let Some(size) = crate::editor::upload_size(file.size()) else {
             return self
                 .editor
                 .set_status(&StatusLine::error("The file is far too large to upload."));
         };
+        let (typed_name, title) = self.editor.upload_fields();
+        let name = crate::editor::upload_name(&typed_name, &file.name());
+        self.editor
+            .set_status(&StatusLine::loading(&format!("\"{name}\"")));
         let what = format!("the upload of \"{name}\"");
         let command = crate::editor::put_command(name, title, size);
         let purpose = Purpose::Write(Kind::Put, what);
-        if let Some(id) = self.send_request(purpose, command, &bytes, UPLOAD_TIMEOUT_MS) {
+        if let Some(id) = self.send_request(purpose, command, Some(&file), UPLOAD_TIMEOUT_MS) {
             self.uploading = Some(Uploading {
                 id,
                 total: f64::from(size),

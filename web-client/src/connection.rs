@@ -3,7 +3,7 @@
 //! news with the attempt's generation, so news from an abandoned socket is recognised.
 
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
+use web_sys::{BinaryType, Blob, CloseEvent, MessageEvent, WebSocket};
 
 use crate::answer::{Received, read_message};
 use crate::describe_js_error;
@@ -105,12 +105,28 @@ impl Connection {
 
     /// Sends one request frame as one binary message.
     pub fn send(&self, frame: &[u8]) -> Result<(), String> {
+        self.open_socket()?
+            .send_with_u8_array(frame)
+            .map_err(could_not_send)
+    }
+
+    /// Sends a PUT frame and the picture it announces as one binary message. The message is a
+    /// Blob of the two, which the browser reads and sends itself: the picture never passes
+    /// through wasm memory. A file that can no longer be read as it was picked (changed or
+    /// removed since) makes the browser fail the connection, and the upload is lost with it;
+    /// the bridge refuses a message whose picture is not the size announced.
+    pub fn send_upload(&self, frame: &[u8], picture: &Blob) -> Result<(), String> {
+        let socket = self.open_socket()?;
+        // Blob parts may be byte arrays and Blobs alike.
+        let parts = js_sys::Array::of2(&js_sys::Uint8Array::from(frame), picture);
+        let message = Blob::new_with_blob_sequence(&parts).map_err(could_not_send)?;
+        socket.send_with_blob(&message).map_err(could_not_send)
+    }
+
+    /// The socket, if it is open.
+    fn open_socket(&self) -> Result<&WebSocket, String> {
         match &self.socket {
-            Some(socket) if self.state == ConnectionState::Connected => {
-                socket.socket.send_with_u8_array(frame).map_err(|error| {
-                    format!("Could not send the request: {}", describe_js_error(&error))
-                })
-            }
+            Some(socket) if self.state == ConnectionState::Connected => Ok(&socket.socket),
             _ => Err("Not connected to the server.".to_owned()),
         }
     }
@@ -128,6 +144,10 @@ impl Connection {
             let _ = socket.socket.close();
         }
     }
+}
+
+fn could_not_send(error: JsValue) -> String {
+    format!("Could not send the request: {}", describe_js_error(&error))
 }
 
 /// The response a message carries, read where the browser received it (see [`read_message`]).

@@ -179,6 +179,14 @@ pub fn upload_name(typed: &str, file_name: &str) -> String {
     }
 }
 
+/// A file's size (`File.size`, a JavaScript number) as a PUT announces it, if it can: in a u32.
+pub fn upload_size(size: f64) -> Option<u32> {
+    // Sizes are whole numbers of bytes: the range check makes the conversion exact.
+    (0.0..=f64::from(u32::MAX))
+        .contains(&size)
+        .then_some(size as u32)
+}
+
 /// The PUT frame's command for an upload of `size` bytes.
 pub fn put_command(name: String, title: String, size: u32) -> Command {
     Command::Put(PutRequest {
@@ -243,6 +251,15 @@ mod tests {
         assert_eq!(upload_name("", "noext"), "noext");
         assert_eq!(upload_name("", ".png"), ".png");
         assert_eq!(upload_name("dusk", "Sunset.jpg"), "dusk");
+    }
+
+    #[test]
+    fn upload_sizes_fit_a_put() {
+        assert_eq!(upload_size(0.0), Some(0));
+        assert_eq!(upload_size(20_284_213.0), Some(20_284_213));
+        assert_eq!(upload_size(f64::from(u32::MAX)), Some(u32::MAX));
+        assert_eq!(upload_size(f64::from(u32::MAX) + 1.0), None);
+        assert_eq!(upload_size(f64::NAN), None);
     }
 
     #[test]

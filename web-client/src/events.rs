@@ -44,12 +44,6 @@ pub enum Event {
     Dropped(Option<web_sys::File>),
     /// A file dragged over the picture entered (true) or left (false).
     Dragging(bool),
-    /// The bytes of a file to upload were read, or could not be.
-    FileRead {
-        name: String,
-        title: String,
-        bytes: Result<Vec<u8>, String>,
-    },
     /// Time to tell how far the upload with this id has gone.
     UploadProgress(u32),
     /// The edit form was sent.
