@@ -844,3 +844,53 @@ async fn a_large_upload_does_not_pass_through_wasm_memory() {
     browser.close().await;
     web.stop().await;
 }
+
+/// The browser sends an upload's file itself, reading it when the message goes out: a file
+/// changed since it was picked cannot be read, the browser fails the connection, and the
+/// editor says the upload was cut off (and still says so once the page has reconnected).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changed_after_it_was_picked_is_not_uploaded() {
+    let (server, _db) = crate::writes::writable_server().await;
+    let web = server.start_web().await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("lake.jpg");
+    std::fs::copy(asset_path("forest-small"), &file).unwrap_or_else(|e| panic!("{e}"));
+    let browser = Browser::start().await;
+    browser.goto(&format!("http://{}/#car", web.addr)).await;
+    browser.wait_for_picture("car", "ok").await;
+    browser
+        .eval("document.querySelector('#editor').open = true; return true;")
+        .await;
+    browser.type_into("#token", TOKEN).await;
+    browser.click("#unlock button").await;
+    browser
+        .wait_until(
+            "the tools",
+            "return !document.querySelector('#tools').hidden;",
+        )
+        .await;
+    browser
+        .type_into("#upload-file", &file.display().to_string())
+        .await;
+    std::fs::write(&file, b"not the picture picked").unwrap_or_else(|e| panic!("{e}"));
+    browser.click("#upload button").await;
+    browser
+        .wait_until(
+            "the cut-off upload",
+            "const s = document.querySelector('#editor-status'); \
+             return s.dataset.state === 'error' && s.textContent.includes('picked again');",
+        )
+        .await;
+    browser.wait_connected("connected").await;
+    browser.wait_for_picture("car", "ok").await;
+    let editor = browser
+        .eval("return document.querySelector('#editor-status').textContent;")
+        .await;
+    assert!(
+        editor.as_str().is_some_and(|e| e.contains("picked again")),
+        "{editor}"
+    );
+    assert!(server.store().catalog().index_of_name("lake").is_none());
+    browser.close().await;
+    web.stop().await;
+}

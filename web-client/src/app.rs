@@ -285,7 +285,14 @@ impl App {
 
     fn on_closed(&mut self, reason: &str) {
         self.connection.closed();
-        self.uploading = None;
+        if self.uploading.take().is_some() {
+            // Also what a file changed since it was picked comes to: the browser cannot read it
+            // and fails the connection.
+            self.editor.set_status(&StatusLine::error(format!(
+                "The connection closed during the upload ({reason}); it may not have been \
+                 stored. A file changed since it was picked must be picked again."
+            )));
+        }
         self.editor.set_progress(None);
         let stayed_up = self
             .connected_at_ms
@@ -724,10 +731,14 @@ impl App {
         }
         match answer::written(Kind::Auth, response) {
             Ok(_) => {
-                self.editor.set_unlocked(true);
-                self.editor.set_status(&StatusLine::idle(
-                    "Unlocked: upload, rename, retitle or delete pictures.",
-                ));
+                // After a reconnection the kept token is presented again: the editor keeps
+                // what it last said (such as an upload cut off by the drop).
+                if !self.editor.is_unlocked() {
+                    self.editor.set_unlocked(true);
+                    self.editor.set_status(&StatusLine::idle(
+                        "Unlocked: upload, rename, retitle or delete pictures.",
+                    ));
+                }
             }
             Err(problem) => {
                 // A wrong token also ends the connection: the page reconnects without it.

@@ -105,6 +105,11 @@ impl EditorView {
         self.unlock.set_hidden(unlocked);
     }
 
+    /// Whether the tools are on show (the server accepted the token).
+    pub fn is_unlocked(&self) -> bool {
+        !self.tools.hidden()
+    }
+
     /// The file chosen in the file picker.
     pub fn picked_file(&self) -> Option<File> {
         self.file.files()?.get(0)
