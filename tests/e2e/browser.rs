@@ -222,6 +222,19 @@ impl Browser {
             .await;
     }
 
+    /// Opens the editor and unlocks it with the admin token; returns once its tools show.
+    async fn unlock_editor(&self) {
+        self.eval("document.querySelector('#editor').open = true; return true;")
+            .await;
+        self.type_into("#token", TOKEN).await;
+        self.click("#unlock button").await;
+        self.wait_until(
+            "the tools",
+            "return !document.querySelector('#tools').hidden;",
+        )
+        .await;
+    }
+
     /// Bytes of WebAssembly memory the page holds, from the bundle's `wasm_memory_bytes` (the
     /// page's own module instance: importing its URL again gives the module already loaded).
     async fn wasm_memory(&self) -> u64 {
@@ -587,14 +600,7 @@ async fn the_editor_uploads_renames_retitles_and_deletes_with_the_token() {
     );
     browser.wait_connected("connected").await;
 
-    browser.type_into("#token", TOKEN).await;
-    browser.click("#unlock button").await;
-    browser
-        .wait_until(
-            "the tools",
-            "return !document.querySelector('#tools').hidden;",
-        )
-        .await;
+    browser.unlock_editor().await;
 
     // Upload with the file picker.
     let file = std::fs::canonicalize(asset_path("forest-small")).unwrap_or_else(|e| panic!("{e}"));
@@ -820,17 +826,7 @@ async fn a_large_upload_does_not_pass_through_wasm_memory() {
         .goto(&format!("http://{}/#thumbnail", web.addr))
         .await;
     browser.wait_for_picture("thumbnail", "ok").await;
-    browser
-        .eval("document.querySelector('#editor').open = true; return true;")
-        .await;
-    browser.type_into("#token", TOKEN).await;
-    browser.click("#unlock button").await;
-    browser
-        .wait_until(
-            "the tools",
-            "return !document.querySelector('#tools').hidden;",
-        )
-        .await;
+    browser.unlock_editor().await;
     let before = browser.wasm_memory().await;
 
     // Sent, stored, and then fetched and shown.
@@ -858,17 +854,7 @@ async fn a_file_changed_after_it_was_picked_is_not_uploaded() {
     let browser = Browser::start().await;
     browser.goto(&format!("http://{}/#car", web.addr)).await;
     browser.wait_for_picture("car", "ok").await;
-    browser
-        .eval("document.querySelector('#editor').open = true; return true;")
-        .await;
-    browser.type_into("#token", TOKEN).await;
-    browser.click("#unlock button").await;
-    browser
-        .wait_until(
-            "the tools",
-            "return !document.querySelector('#tools').hidden;",
-        )
-        .await;
+    browser.unlock_editor().await;
     browser
         .type_into("#upload-file", &file.display().to_string())
         .await;

@@ -443,7 +443,6 @@ impl Drop for ServerProcess {
     }
 }
 
-/// What a process wrote, as text.
 /// The `picture-client` program.
 pub fn client_program() -> PathBuf {
     workspace_program("picture-client")
@@ -457,22 +456,42 @@ pub fn bench_program() -> PathBuf {
 /// A program of another package of the workspace, where cargo puts it: beside the folder that
 /// holds this test's own executable (`target/debug/deps/`). Cargo gives a test the path of its
 /// own package's programs only; `cargo test --workspace` builds the others too, because their
-/// packages have integration tests of their own.
+/// packages have integration tests of their own. A program older than one of the source files
+/// it was built from (cargo lists them beside it, in `NAME.d`) is refused, so that a test
+/// never runs a stale build (as after `cargo test -p picture-server` following a change to
+/// the client).
 fn workspace_program(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
-    let path = exe
+    let dir = exe
         .parent()
         .and_then(Path::parent)
-        .map(|dir| dir.join(name))
         .unwrap_or_else(|| panic!("no folder above {}", exe.display()));
-    assert!(
-        path.is_file(),
-        "{} is not built: run `cargo test --workspace` (or `cargo build --workspace`)",
-        path.display()
-    );
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified());
+    let built = modified(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}: run `cargo test --workspace` to build it",
+            path.display()
+        )
+    });
+    let sources = std::fs::read_to_string(dir.join(format!("{name}.d"))).unwrap_or_default();
+    let newer = sources
+        .split_once(": ")
+        .map_or("", |(_, list)| list)
+        .split_whitespace()
+        .map(Path::new)
+        .find(|source| modified(source).is_ok_and(|time| time > built));
+    if let Some(newer) = newer {
+        panic!(
+            "{} is older than {}: run `cargo test --workspace` to build it again",
+            path.display(),
+            newer.display()
+        );
+    }
     path
 }
 
+/// What a process wrote, as text.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
