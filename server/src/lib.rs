@@ -17,7 +17,8 @@
 //! * [`limits`]: every bound a client is held to; `per_ip`: the caps per client address;
 //!   `refusals`: warnings about refused clients, at most one line per interval.
 //! * [`web`]: the HTTP server for the browser page and the WebSocket bridge that answers the
-//!   page's requests from the same store, or forwards them to a picture server over TCP.
+//!   page's requests from the same store, or forwards them to a picture server over TCP; and
+//!   the admin port for `/metrics` and the health probes.
 //! * [`tls`]: the server's reloadable certificate, with rustls.
 //! * [`shutdown`]: Ctrl-C and SIGTERM as one future.
 //! * `fuzzing` (only with the `fuzzing` feature): the entry points of the fuzz targets.

@@ -62,9 +62,13 @@ impl Default for Limits {
     }
 }
 
+/// Connections the admin port (`--admin-addr`) serves at once: scrapers and probes, a handful
+/// at a time. More are closed at once.
+pub const MAX_ADMIN_CONNECTIONS: usize = 16;
+
 /// Descriptors kept for everything but client connections: the listeners, standard streams,
 /// the database's files (five connections, each with its write-ahead log and shared memory),
-/// and a margin.
+/// the admin port's connections (`MAX_ADMIN_CONNECTIONS`), and a margin.
 pub const RESERVED_DESCRIPTORS: u64 = 64;
 
 /// The connection limits that need one open file each (two for a relayed WebSocket session:

@@ -29,9 +29,11 @@ pub enum Refusal {
     WsPerIp,
     /// A WebSocket handshake from a page of another origin: 403.
     Origin,
+    /// Over the admin port's connection bound: closed.
+    AdminBusy,
 }
 
-const REASONS: usize = 7;
+const REASONS: usize = 8;
 
 impl Refusal {
     /// The refusal's label in the metrics.
@@ -44,6 +46,7 @@ impl Refusal {
             Refusal::WsBusy => "ws_busy",
             Refusal::WsPerIp => "ws_per_ip",
             Refusal::Origin => "origin",
+            Refusal::AdminBusy => "admin_busy",
         }
     }
 
@@ -56,6 +59,7 @@ impl Refusal {
             "over the WebSocket session limit",
             "over the per-address WebSocket session limit",
             "WebSocket from another origin",
+            "over the admin port's connection limit",
         ][index]
     }
 }

@@ -275,33 +275,62 @@ async fn an_admin_port_takes_the_metrics_off_the_page_port() {
 
     // Its connections are bounded: those over the bound are closed without an answer.
     let mut held = Vec::new();
-    for _ in 0..picture_server::web::MAX_ADMIN_CONNECTIONS {
-        held.push(connect(admin).await);
+    for _ in 0..picture_server::limits::MAX_ADMIN_CONNECTIONS {
+        held.push(served_connection(admin).await);
     }
-    assert_eq!(probe_status(admin).await, None);
+    assert_eq!(probe(admin, "/healthz").await.0, 0);
     drop(held);
     within(async {
-        while probe_status(admin).await != Some(200) {
+        while probe(admin, "/healthz").await.0 != 200 {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     })
     .await;
+    // Counted as refusals, as the other ports' are.
+    let metrics = scrape(admin).await;
+    assert!(
+        value(
+            &metrics,
+            "picture_refusals_total",
+            &[("reason", "admin_busy")]
+        ) >= 1.0,
+        "{metrics}"
+    );
 }
 
-/// The status of `/healthz` at `addr`, or `None` if the connection closed without one.
-async fn probe_status(addr: std::net::SocketAddr) -> Option<u16> {
-    let mut stream = connect(addr).await;
-    send(
-        &mut stream,
-        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+#[tokio::test]
+async fn without_metrics_the_admin_port_still_answers_the_probes() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut server = start_server_binary(
+        &dir.path().join("pictures.db"),
+        &[
+            ("PICTURE_ADMIN_ADDR", "127.0.0.1:0"),
+            ("PICTURE_NO_METRICS", "true"),
+        ],
     )
     .await;
-    // A connection closed at once may also be reset: the request was not read.
+    let http = addr_in(&server.next_line().await, "http://");
+    let admin = addr_in(&server.next_line().await, "http://");
+    assert_eq!(probe(admin, "/metrics").await.0, 404);
+    assert_eq!(probe(http, "/metrics").await.0, 404);
+    assert_eq!(probe(admin, "/readyz").await, (200, "ready\n".to_owned()));
+}
+
+/// A kept-alive connection to the HTTP server at `addr` that has been answered once, so that
+/// it holds one of the server's connection slots.
+async fn served_connection(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let mut stream = connect(addr).await;
+    send(&mut stream, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let mut answer = Vec::new();
-    let _ = within(stream.read_to_end(&mut answer)).await;
-    String::from_utf8_lossy(&answer)
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    within(async {
+        while !answer.ends_with(b"\r\n\r\nok\n") {
+            let mut chunk = [0; 1024];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => panic!("closed after {:?}", String::from_utf8_lossy(&answer)),
+                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    stream
 }

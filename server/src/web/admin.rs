@@ -4,21 +4,17 @@
 
 use std::sync::Arc;
 
+use super::{HttpTimeouts, Upstream, health, metrics_routes, serve_http};
+use crate::limits::MAX_ADMIN_CONNECTIONS;
+use crate::metrics::Exporter;
+use crate::refusals::{REFUSALS, Refusal};
+use crate::server::next_connection;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::debug;
-
-use super::{HttpTimeouts, Upstream, health, metrics_routes, serve_http};
-use crate::metrics::Exporter;
-use crate::server::next_connection;
-
-/// Connections the admin port serves at once: scrapers and probes, a handful at a time. More
-/// are closed at once.
-pub const MAX_ADMIN_CONNECTIONS: usize = 16;
 
 /// What the admin port serves, and how long its clients may take.
 #[derive(Debug, Clone)]
@@ -49,7 +45,7 @@ pub async fn serve_admin(listener: TcpListener, config: AdminConfig, shutdown: C
     let tracker = TaskTracker::new();
     while let Some((socket, peer)) = next_connection(&listener, &shutdown).await {
         let Ok(permit) = connections.clone().try_acquire_owned() else {
-            debug!(%peer, "admin port busy: connection closed");
+            REFUSALS.refused(Refusal::AdminBusy, peer);
             continue;
         };
         let (app, shutdown) = (app.clone(), shutdown.clone());

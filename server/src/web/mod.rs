@@ -1,7 +1,8 @@
 //! The HTTP side: the page, its wasm bundle, and the WebSocket bridge at `/ws`, served over
 //! HTTP/1.1 with bounds on connections and sessions (in all and per client address), on the
 //! size of a request's head, and on how long a client may take to send a request or to
-//! accept an answer.
+//! accept an answer; `/metrics` and the health probes there too, or on an admin port of their
+//! own (`admin`).
 
 mod admin;
 pub(crate) mod bridge;
@@ -49,7 +50,7 @@ use crate::refusals::{REFUSALS, Refusal};
 use crate::server::next_connection;
 use crate::tls::Acceptor;
 
-pub use admin::{AdminConfig, MAX_ADMIN_CONNECTIONS, serve_admin};
+pub use admin::{AdminConfig, serve_admin};
 pub use bridge::BridgeConfig;
 pub use origin::{OriginError, OriginPolicy};
 pub use site::Site;
