@@ -347,6 +347,7 @@ fn written(done: &str, result: Result<Option<Arc<PictureInfo>>, WriteError>) -> 
                 WriteError::ReadOnly => Status::WritesDisabled,
                 WriteError::NotFound(_) => Status::NotFound,
                 WriteError::Conflict(_) => Status::Conflict,
+                WriteError::Contended => Status::Busy,
                 WriteError::Name(_) | WriteError::Upload(_) => Status::Rejected,
                 WriteError::Store(_) => return internal(e.to_string()),
             };

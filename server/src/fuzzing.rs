@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::answer::Service;
 use crate::store::manifest::Manifest;
-use crate::store::{OpenError, Store, StoreOptions, StoreUrl, UploadRules, upload};
+use crate::store::{Folder, OpenError, Store, UploadRules, upload};
 use crate::web::{BridgeConfig, Upstream, bridge};
 
 /// Parses a `catalog.toml`.
@@ -50,8 +50,7 @@ pub enum BridgeSetupError {
 impl Bridge {
     /// A bridge over the pictures in `assets`, or why there is none.
     pub fn new(assets: &Path) -> Result<Bridge, BridgeSetupError> {
-        let url = StoreUrl::Folder(assets.to_path_buf());
-        let store = Store::open(&url, None, &StoreOptions::default())?;
+        let store = Store::from_folder(Folder::load(assets).map_err(OpenError::from)?);
         let service = Arc::new(Service::new(Arc::new(store), None));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -436,6 +436,20 @@ fn free_addr() -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_menu_follows_changes_made_elsewhere_without_a_reload() {
     let (server, _db) = crate::writes::writable_server().await;
+    menu_follows_changes(&server, server.addr).await;
+}
+
+/// The page on one server, and the changes made through another on the same PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_menu_follows_changes_made_through_another_server_on_one_database() {
+    let pg = crate::pg::PgServer::start();
+    let a = crate::shared::on_postgres(&pg).await;
+    let b = crate::shared::on_postgres(&pg).await;
+    menu_follows_changes(&b, a.addr).await;
+}
+
+/// The page of `server` while pictures are changed through the server at `writes`.
+async fn menu_follows_changes(server: &TestServer, writes: SocketAddr) {
     let web = server.start_web().await;
     let shipped = manifest_names().len();
     let browser = Browser::start().await;
@@ -449,7 +463,7 @@ async fn the_menu_follows_changes_made_elsewhere_without_a_reload() {
     let put = tokio::process::Command::new(client_program())
         .args([
             "--server",
-            &server.addr.to_string(),
+            &writes.to_string(),
             "put",
             "lake.jpg",
             "--title",
@@ -482,7 +496,7 @@ async fn the_menu_follows_changes_made_elsewhere_without_a_reload() {
     assert_eq!(selected, json!("3"));
 
     // A rename and a retitle elsewhere relabel the menu.
-    let mut writer = crate::store::authorized(server.addr).await;
+    let mut writer = crate::store::authorized(writes).await;
     within(writer.retitle(
         picture_protocol::Selector::Name("house".into()),
         "Our house",

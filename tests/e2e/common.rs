@@ -98,8 +98,13 @@ impl TestServer {
         limits: Limits,
         options: &StoreOptions,
     ) -> TestServer {
-        let url = StoreUrl::Sqlite(db.to_path_buf());
-        let store = Store::open(&url, Some(&assets_dir()), options)
+        TestServer::start_store(&StoreUrl::Sqlite(db.to_path_buf()), limits, options).await
+    }
+
+    /// A writable server on the store `url` names (seeded with the shipped assets if new).
+    pub async fn start_store(url: &StoreUrl, limits: Limits, options: &StoreOptions) -> TestServer {
+        let store = Store::open(url, Some(&assets_dir()), options)
+            .await
             .unwrap_or_else(|e| panic!("opening {url}: {e}"));
         let service = Service::new(Arc::new(store), AdminToken::new(TOKEN));
         TestServer::serve(SocketAddr::from(([127, 0, 0, 1], 0)), service, limits).await
@@ -337,7 +342,8 @@ pub fn png_bomb() -> Vec<u8> {
     bomb
 }
 
-/// Fails the test unless SQLite's integrity check of the store passes.
+/// Fails the test unless the store's database finds itself sound (SQLite's integrity check,
+/// PostgreSQL's catalog rows).
 pub async fn assert_intact(store: &Store) {
     let report = store
         .integrity_check()
@@ -509,6 +515,12 @@ pub fn addr_in(line: &str, scheme: &str) -> SocketAddr {
 /// `db`, with extra environment.
 #[cfg(unix)]
 pub async fn start_server_binary(db: &Path, env: &[(&str, &str)]) -> ServerProcess {
+    start_server_binary_on(&StoreUrl::Sqlite(db.to_path_buf()), env).await
+}
+
+/// [`start_server_binary`] on any store.
+#[cfg(unix)]
+pub async fn start_server_binary_on(store: &StoreUrl, env: &[(&str, &str)]) -> ServerProcess {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"));
     command
         .args([
@@ -520,7 +532,11 @@ pub async fn start_server_binary(db: &Path, env: &[(&str, &str)]) -> ServerProce
         ])
         .arg(assets_dir())
         .arg("--store")
-        .arg(format!("sqlite:{}", db.display()))
+        .arg(match store {
+            // Display masks a password; the tests' URLs have none.
+            StoreUrl::Postgres(url) => url.clone(),
+            other => other.to_string(),
+        })
         .envs(env.iter().copied());
     ServerProcess::start(command).await
 }

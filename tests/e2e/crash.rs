@@ -1,5 +1,5 @@
-//! A server process killed (SIGKILL) during an upload restarts with an intact database and no
-//! half picture.
+//! A server process killed (SIGKILL) during an upload restarts with an intact database (SQLite
+//! or PostgreSQL) and no half picture.
 
 #![cfg(unix)]
 
@@ -9,10 +9,11 @@ use picture_protocol::{Command, PutRequest, Status};
 use picture_server::store::{Store, StoreOptions, StoreUrl};
 
 use crate::common::*;
+use crate::pg::PgServer;
 
-/// The server binary on a database at `db`, with the test token; and its TCP address.
-async fn start_binary(db: &Path) -> (ServerProcess, std::net::SocketAddr) {
-    let server = start_server_binary(db, &[("PICTURE_ADMIN_TOKEN", TOKEN)]).await;
+/// The server binary on a store, with the test token; and its TCP address.
+async fn start_binary(store: &StoreUrl) -> (ServerProcess, std::net::SocketAddr) {
+    let server = start_server_binary_on(store, &[("PICTURE_ADMIN_TOKEN", TOKEN)]).await;
     assert!(
         server.banner.contains("writes need the admin token"),
         "{}",
@@ -60,26 +61,40 @@ async fn upload_part(
     stream
 }
 
-fn reopen(db: &Path) -> Store {
-    Store::open(
-        &StoreUrl::Sqlite(db.to_path_buf()),
-        None,
-        &StoreOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("reopening after the kill: {e}"))
+async fn reopen(store: &StoreUrl) -> Store {
+    Store::open(store, None, &StoreOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("reopening after the kill: {e}"))
+}
+
+fn sqlite(dir: &Path) -> StoreUrl {
+    StoreUrl::Sqlite(dir.join("pictures.db"))
+}
+
+fn postgres(pg: &PgServer) -> StoreUrl {
+    pg.url().parse().unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[tokio::test]
 async fn killed_in_the_middle_of_an_upload_restarts_without_it() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let db = dir.path().join("pictures.db");
-    let (child, addr) = start_binary(&db).await;
+    killed_in_the_middle_of_an_upload(&sqlite(dir.path())).await;
+}
+
+#[tokio::test]
+async fn on_postgres_killed_in_the_middle_of_an_upload_restarts_without_it() {
+    let pg = PgServer::start();
+    killed_in_the_middle_of_an_upload(&postgres(&pg)).await;
+}
+
+async fn killed_in_the_middle_of_an_upload(store: &StoreUrl) {
+    let (child, addr) = start_binary(store).await;
     let before = catalog(addr).await;
     let picture = asset_bytes("mountain");
     let _stream = upload_part(addr, "half-mountain", &picture, picture.len() / 2).await;
     kill(child).await;
 
-    let store = reopen(&db);
+    let store = reopen(store).await;
     assert_intact(&store).await;
     let after: Vec<_> = store
         .catalog()
@@ -93,19 +108,28 @@ async fn killed_in_the_middle_of_an_upload_restarts_without_it() {
 #[tokio::test]
 async fn killed_as_an_upload_completes_has_all_of_it_or_none() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let db = dir.path().join("pictures.db");
+    killed_as_an_upload_completes(&sqlite(dir.path())).await;
+}
+
+#[tokio::test]
+async fn on_postgres_killed_as_an_upload_completes_has_all_of_it_or_none() {
+    let pg = PgServer::start();
+    killed_as_an_upload_completes(&postgres(&pg)).await;
+}
+
+async fn killed_as_an_upload_completes(store: &StoreUrl) {
     let picture = asset_bytes("mountain");
     // Killed at different moments around the commit: whatever the moment, the picture is
     // there whole, or not at all.
     for round in 0..3u64 {
-        let (child, addr) = start_binary(&db).await;
+        let (child, addr) = start_binary(store).await;
         let name = format!("mountain-{round}");
         let _stream = upload_part(addr, &name, &picture, picture.len()).await;
         tokio::time::sleep(std::time::Duration::from_millis(round * 15)).await;
         kill(child).await;
-        let store = reopen(&db);
-        assert_intact(&store).await;
-        if let Some(found) = store
+        let reopened = reopen(store).await;
+        assert_intact(&reopened).await;
+        if let Some(found) = reopened
             .get(&picture_protocol::Selector::Name(name.clone()))
             .await
             .unwrap_or_else(|e| panic!("{e}"))

@@ -11,12 +11,13 @@ use picture_server::store::{Folder, Store, StoreOptions, StoreUrl, export, inspe
 
 use crate::common::*;
 
-fn open(db: &Path) -> Store {
+async fn open(db: &Path) -> Store {
     Store::open(
         &StoreUrl::Sqlite(db.to_path_buf()),
         Some(&assets_dir()),
         &StoreOptions::default(),
     )
+    .await
     .unwrap_or_else(|e| panic!("opening {}: {e}", db.display()))
 }
 
@@ -70,7 +71,7 @@ async fn first_start_imports_the_assets_and_serves_them_like_the_folder() {
 async fn restart_keeps_every_change_and_never_imports_twice() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let db = dir.path().join("pictures.db");
-    let store = open(&db);
+    let store = open(&db).await;
     let version = store.catalog().version();
     store
         .delete(&Selector::Name("car".into()))
@@ -83,7 +84,7 @@ async fn restart_keeps_every_change_and_never_imports_twice() {
     let before = summary(&store);
     drop(store);
 
-    let store = open(&db);
+    let store = open(&db).await;
     assert_eq!(summary(&store), before, "a restart changes nothing");
     assert!(store.catalog().version() > version);
     assert!(
@@ -135,7 +136,7 @@ async fn the_same_bytes_under_two_names_are_stored_once() {
 #[tokio::test]
 async fn export_then_import_loses_nothing() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let store = open(&dir.path().join("a.db"));
+    let store = open(&dir.path().join("a.db")).await;
     store
         .retitle(&Selector::Name("ocean".into()), "Océan à l'aube")
         .await
@@ -150,7 +151,9 @@ async fn export_then_import_loses_nothing() {
 
     // Into an empty database that has never been seeded (nothing to seed it from).
     let url = StoreUrl::Sqlite(dir.path().join("b.db"));
-    let copy = Store::open(&url, None, &StoreOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let copy = Store::open(&url, None, &StoreOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(copy.catalog().is_empty());
     copy.import(&out).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(summary(&copy), summary(&store));
@@ -164,13 +167,14 @@ async fn export_then_import_loses_nothing() {
 async fn a_newer_schema_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let db = dir.path().join("pictures.db");
-    drop(open(&db));
+    drop(open(&db).await);
     let conn = rusqlite::Connection::open(&db).unwrap_or_else(|e| panic!("{e}"));
     conn.pragma_update(None, "user_version", 99)
         .unwrap_or_else(|e| panic!("{e}"));
     drop(conn);
     let url = StoreUrl::Sqlite(db);
     let error = Store::open(&url, None, &StoreOptions::default())
+        .await
         .err()
         .unwrap_or_else(|| panic!("a newer schema was opened"));
     let message = error.to_string();
@@ -183,7 +187,7 @@ async fn a_newer_schema_is_refused_with_a_clear_message() {
 #[tokio::test]
 async fn replaced_and_deleted_pictures_leave_the_cache() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let store = open(&dir.path().join("pictures.db"));
+    let store = open(&dir.path().join("pictures.db")).await;
     // Contents no shipped picture has (those are in the store already).
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/gps-rotated.jpg");
     let first = Bytes::from(std::fs::read(fixture).unwrap_or_else(|e| panic!("{e}")));
@@ -229,7 +233,9 @@ async fn a_small_cache_still_serves_every_picture() {
         cache_size: 200_000,
         ..StoreOptions::default()
     };
-    let store = Store::open(&url, Some(&assets_dir()), &options).unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(&url, Some(&assets_dir()), &options)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     for _ in 0..2 {
         for name in manifest_names() {
             let found = store
@@ -246,7 +252,9 @@ async fn a_small_cache_still_serves_every_picture() {
 /// each named and titled by `label(number)`.
 pub async fn generated_catalog(db: &Path, count: u32, label: impl Fn(u32) -> (String, String)) {
     let url = StoreUrl::Sqlite(db.to_path_buf());
-    let store = Store::open(&url, None, &StoreOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(&url, None, &StoreOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let pictures = (1..=count)
         .map(|n| {
             let (name, title) = label(n);
@@ -341,9 +349,9 @@ async fn a_hundred_thousand_pictures_page_and_search() {
 async fn a_database_changed_by_another_process_is_refused_not_drifted() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let db = dir.path().join("pictures.db");
-    let serving = open(&db);
+    let serving = open(&db).await;
     // Another process imports into the same file while this store serves it.
-    let other = open(&db);
+    let other = open(&db).await;
     let out = dir.path().join("export");
     export(&other, &out).await.unwrap_or_else(|e| panic!("{e}"));
     other.import(&out).await.unwrap_or_else(|e| panic!("{e}"));
@@ -355,9 +363,9 @@ async fn a_database_changed_by_another_process_is_refused_not_drifted() {
     assert!(error.to_string().contains("changed behind"), "{error}");
     drop((serving, other));
     // Nothing half-done: the database opens, with every picture.
-    assert_eq!(open(&db).catalog().len(), manifest_names().len());
+    assert_eq!(open(&db).await.catalog().len(), manifest_names().len());
 
     // Exporting again into the same folder would mix two exports: refused.
-    let again = export(&open(&db), &out).await;
+    let again = export(&open(&db).await, &out).await;
     assert!(again.is_err_and(|e| e.to_string().contains("not empty")));
 }

@@ -38,14 +38,14 @@ fn put_frame(id: u32, name: &str, size: usize) -> Vec<u8> {
 }
 
 /// The status and message of a write that the server refused.
-fn refusal<T: std::fmt::Debug>(result: Result<T, ClientError>) -> (Status, String) {
+pub fn refusal<T: std::fmt::Debug>(result: Result<T, ClientError>) -> (Status, String) {
     match result {
         Err(ClientError::Server { status, message }) => (status, message),
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
 
-fn png(width: u32, height: u32) -> Vec<u8> {
+pub fn png(width: u32, height: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 99]));
     let mut out = Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png)

@@ -75,20 +75,32 @@ impl ByteCache {
         self.0.remove(sha256);
     }
 
+    /// Forgets every entry.
+    pub fn clear(&self) {
+        self.0.clear();
+    }
+
     /// The bytes for `sha256`, read with `read` on a miss; concurrent misses for one key wait
-    /// for the first one's read instead of reading again. Blocks: call it off the runtime.
-    pub fn get_or_read<E>(
+    /// for the first one's read instead of reading again.
+    pub async fn get_or_read<E>(
         &self,
         sha256: &[u8; 32],
-        read: impl FnOnce() -> Result<Bytes, E>,
+        read: impl Future<Output = Result<Bytes, E>>,
     ) -> Result<Bytes, E> {
-        self.0.get_or_insert_with(sha256, read)
+        self.0.get_or_insert_async(sha256, read).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn block_on<T>(future: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map(|runtime| runtime.block_on(future))
+            .unwrap_or_else(|e| panic!("no runtime: {e}"))
+    }
 
     #[test]
     fn holds_no_more_than_its_capacity() {
@@ -107,15 +119,17 @@ mod tests {
         let cache = ByteCache::new(0);
         cache.insert([1; 32], Bytes::from_static(b"x"));
         assert!(cache.get(&[1; 32]).is_none());
-        let read = cache.get_or_read(&[2; 32], || Ok::<_, ()>(Bytes::from_static(b"y")));
+        let read =
+            block_on(cache.get_or_read(&[2; 32], async { Ok::<_, ()>(Bytes::from_static(b"y")) }));
         assert_eq!(read, Ok(Bytes::from_static(b"y")));
     }
 
     #[test]
     fn a_miss_is_read_once_then_served_from_memory() {
         let cache = ByteCache::new(1024);
-        let first = cache.get_or_read(&[3; 32], || Ok::<_, ()>(Bytes::from_static(b"z")));
-        let second = cache.get_or_read(&[3; 32], || Err(()));
+        let first =
+            block_on(cache.get_or_read(&[3; 32], async { Ok::<_, ()>(Bytes::from_static(b"z")) }));
+        let second = block_on(cache.get_or_read(&[3; 32], async { Err(()) }));
         assert_eq!(
             (first, second),
             (Ok(Bytes::from_static(b"z")), Ok(Bytes::from_static(b"z")))

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use picture_protocol::{EncodeError, Page, PageRequest, PictureInfo, Selector, encode_catalog};
+use picture_protocol::{
+    ChangeKind, EncodeError, Page, PageRequest, PictureInfo, Selector, encode_catalog,
+};
 
 /// The key a name is looked up by: names are unique and matched without regard to case (the
 /// same folding as [`picture_protocol::same_name`]).
@@ -41,6 +43,42 @@ pub enum Edit {
     Retitle(usize, String),
     /// Moves the picture at the first index to the second.
     Move(usize, usize),
+}
+
+impl Edit {
+    /// What subscribers are told the edit was.
+    pub fn kind(&self) -> ChangeKind {
+        match self {
+            Edit::Append(_) => ChangeKind::Added,
+            Edit::Replace(..) => ChangeKind::Replaced,
+            Edit::Remove(_) => ChangeKind::Removed,
+            Edit::Rename(..) => ChangeKind::Renamed,
+            Edit::Retitle(..) => ChangeKind::Retitled,
+            Edit::Move(..) => ChangeKind::Moved,
+        }
+    }
+
+    /// The index of the picture the edit changes, none for an append.
+    pub fn index(&self) -> Option<usize> {
+        match self {
+            Edit::Append(_) => None,
+            Edit::Replace(index, _)
+            | Edit::Remove(index)
+            | Edit::Rename(index, _)
+            | Edit::Retitle(index, _)
+            | Edit::Move(index, _) => Some(*index),
+        }
+    }
+
+    /// Whether the edit can be made to a catalog of `len` pictures (an edit read from another
+    /// server's log is checked before it is applied).
+    pub fn fits(&self, len: usize) -> bool {
+        match self {
+            Edit::Append(info) => info.number as usize == len + 1,
+            Edit::Move(from, to) => *from < len && *to < len,
+            other => other.index().is_some_and(|index| index < len),
+        }
+    }
 }
 
 impl Catalog {

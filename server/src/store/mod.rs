@@ -5,11 +5,14 @@
 //! *bytes*, content-addressed by SHA-256, so the same picture uploaded under two names is
 //! stored once. The server always answers from an in-memory [`Catalog`] that is replaced
 //! whole on every change (readers never lock); bytes come from memory for a folder store, and
-//! through a byte-bounded cache from the database for the SQLite store.
+//! through a byte-bounded cache from the database for a database store.
 //!
-//! * [`Store`]: what the server holds: the catalog, the bytes, the change feed, the writes.
+//! * [`Store`]: what the server holds: the catalog, the bytes, the change feed.
 //! * `catalog`: the catalog in memory and the [`catalog::Edit`]s that change it.
-//! * `sqlite`: the database (schema, migrations, transactions); `cache`: its bytes in memory.
+//! * `writer`: a database store's writes, and its byte cache (`cache`).
+//! * `db`: the database, `sqlite` (one server) or `postgres` (several servers on one
+//!   database), with the SQL they share in `statements`; `follow`: how a server on a shared
+//!   database learns of the others' edits.
 //! * `folder`: reading a folder of pictures (the `folder:` store, first-start import,
 //!   `import`), and `transfer`: `export`.
 //! * `upload`: checking an upload; `metadata`: removing EXIF and the like from it.
@@ -17,39 +20,47 @@
 
 mod cache;
 pub mod catalog;
+mod db;
 mod folder;
+mod follow;
 pub(crate) mod manifest;
 mod metadata;
 mod picture;
+mod postgres;
 mod sqlite;
+mod statements;
 mod transfer;
 pub(crate) mod upload;
+mod writer;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::{ArcSwap, Guard};
 use bytes::Bytes;
 use picture_protocol::{Change, ChangeKind, PictureInfo, Selector};
-use tokio::sync::{Mutex, broadcast};
+use tokio::sync::broadcast;
+use tokio_util::sync::DropGuard;
 use tracing::info;
-
-use crate::metrics;
 
 use cache::ByteCache;
 pub use catalog::Catalog;
 use catalog::Edit;
+use db::Database;
 pub use folder::{Folder, LoadError};
 use manifest::title_from_name;
 pub use picture::{
     MAX_PICTURE_BYTES, NameError, Picture, PictureError, check_name, check_title, inspect,
 };
+pub use postgres::{PgError, PoolSettings};
 pub use sqlite::DbError;
 pub use transfer::{ExportError, export};
 pub use upload::{UploadError, UploadRules};
+use writer::Writer;
 
 /// Change notices kept for subscribers that are slow to take them; one that falls further
 /// behind is told it lost some and reloads the catalog.
@@ -58,12 +69,23 @@ const CHANGE_BACKLOG: usize = 256;
 /// Default for the byte cache of a database store.
 pub const DEFAULT_CACHE_SIZE: u64 = 256 * 1024 * 1024;
 
-/// Which store: `sqlite:PATH` (the default) or `folder:DIR` (read-only).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Default number of connections to a PostgreSQL store.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+
+/// Default deadline of every call to a PostgreSQL store.
+pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which store: `sqlite:PATH` (the default), `postgres://...` (shared by several servers) or
+/// `folder:DIR` (read-only).
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     Sqlite(PathBuf),
     Folder(PathBuf),
+    /// A PostgreSQL connection URL, as libpq reads it.
+    Postgres(String),
 }
+
+const STORE_FORMS: &str = "sqlite:PATH, postgres://USER@HOST:PORT/DB or folder:DIR";
 
 impl FromStr for StoreUrl {
     type Err = String;
@@ -71,17 +93,18 @@ impl FromStr for StoreUrl {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (scheme, rest) = s
             .split_once(':')
-            .ok_or_else(|| format!("{s:?} is not a store URL (sqlite:PATH or folder:DIR)"))?;
+            .ok_or_else(|| format!("{s:?} is not a store URL ({STORE_FORMS})"))?;
         if rest.is_empty() {
             return Err(format!("{s:?} names no path"));
         }
         match scheme {
             "sqlite" => Ok(StoreUrl::Sqlite(rest.into())),
             "folder" => Ok(StoreUrl::Folder(rest.into())),
-            "postgres" | "postgresql" => Err("PostgreSQL stores are not supported yet".into()),
-            other => Err(format!(
-                "unknown store type {other:?} (sqlite:PATH or folder:DIR)"
-            )),
+            "postgres" | "postgresql" => match s.parse::<tokio_postgres::Config>() {
+                Ok(_) => Ok(StoreUrl::Postgres(s.to_owned())),
+                Err(e) => Err(format!("not a PostgreSQL URL: {e}")),
+            },
+            other => Err(format!("unknown store type {other:?} ({STORE_FORMS})")),
         }
     }
 }
@@ -91,7 +114,31 @@ impl fmt::Display for StoreUrl {
         match self {
             StoreUrl::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
             StoreUrl::Folder(path) => write!(f, "folder:{}", path.display()),
+            StoreUrl::Postgres(url) => f.write_str(&without_password(url)),
         }
+    }
+}
+
+/// Debug output shows what Display shows: never a password.
+impl fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreUrl({self})")
+    }
+}
+
+/// A URL with the password of its `user:password@` part, if any, replaced by `***`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, _)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let host_onwards = &rest[userinfo.len()..];
+            format!("{scheme}://{user}:***{host_onwards}")
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -101,6 +148,8 @@ pub struct StoreOptions {
     /// Bytes of pictures a database store keeps in memory.
     pub cache_size: u64,
     pub upload: UploadRules,
+    /// Connections and deadlines of a PostgreSQL store.
+    pub pool: PoolSettings,
 }
 
 impl Default for StoreOptions {
@@ -108,6 +157,10 @@ impl Default for StoreOptions {
         StoreOptions {
             cache_size: DEFAULT_CACHE_SIZE,
             upload: UploadRules::default(),
+            pool: PoolSettings {
+                size: DEFAULT_POOL_SIZE,
+                timeout: DEFAULT_DB_TIMEOUT,
+            },
         }
     }
 }
@@ -125,6 +178,8 @@ pub struct Found {
 pub enum StoreError {
     #[error(transparent)]
     Database(#[from] DbError),
+    #[error(transparent)]
+    Postgres(#[from] PgError),
     #[error("the bytes of picture {0:?} are missing from the store")]
     MissingBytes(String),
     #[error("a store task failed: {0}")]
@@ -134,7 +189,10 @@ pub enum StoreError {
 /// Why a write was not done.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("this store is read-only (folder:); use a sqlite: store to change pictures")]
+    #[error(
+        "this store is read-only (folder:); use a database store (sqlite: or postgres://) to \
+         change pictures"
+    )]
     ReadOnly,
     #[error("there is no picture {0}")]
     NotFound(Selector),
@@ -144,6 +202,11 @@ pub enum WriteError {
     Name(#[from] NameError),
     #[error("picture refused: {0}")]
     Upload(#[from] UploadError),
+    #[error(
+        "the catalog kept changing under this write (other servers are writing to the same \
+         store); try again"
+    )]
+    Contended,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -155,6 +218,8 @@ pub enum OpenError {
     Load(#[from] LoadError),
     #[error(transparent)]
     Database(#[from] DbError),
+    #[error(transparent)]
+    Postgres(#[from] PgError),
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -168,16 +233,21 @@ struct Published {
 }
 
 impl Published {
+    fn new(catalog: Catalog) -> Published {
+        Published {
+            catalog: ArcSwap::from_pointee(catalog),
+            changes: broadcast::channel(CHANGE_BACKLOG).0,
+        }
+    }
+
     /// Makes an edit that the database has committed visible: the new catalog for readers, a
     /// notice for subscribers. Returns the edited picture, if it is still there.
-    fn publish(
-        &self,
-        before: &Catalog,
-        edit: &Edit,
-        version: u64,
-        kind: ChangeKind,
-        name: String,
-    ) -> Option<Arc<PictureInfo>> {
+    fn publish(&self, before: &Catalog, edit: &Edit, version: u64) -> Option<Arc<PictureInfo>> {
+        let name = match (edit, edit.index()) {
+            (Edit::Append(info), _) => info.name.clone(),
+            (_, Some(index)) => before.entries()[index].name.clone(),
+            (_, None) => String::new(),
+        };
         let after = before.edited(edit, version);
         let picture = match edit {
             Edit::Append(_) => after.entries().last(),
@@ -192,31 +262,39 @@ impl Published {
         // No subscriber is not an error.
         let _ = self.changes.send(Change {
             version,
-            kind,
+            kind: edit.kind(),
             name,
             picture: picture.as_deref().cloned(),
         });
         picture
+    }
+
+    /// Replaces the whole catalog, and tells subscribers to read it again.
+    fn replace(&self, catalog: Catalog) {
+        let version = catalog.version();
+        self.catalog.store(Arc::new(catalog));
+        let _ = self.changes.send(Change {
+            version,
+            kind: ChangeKind::Lost,
+            name: String::new(),
+            picture: None,
+        });
     }
 }
 
 enum Backend {
     /// Every picture's bytes in memory, by SHA-256; no writes.
     Folder(HashMap<[u8; 32], Bytes>),
-    Sqlite {
-        db: Arc<sqlite::Database>,
-        cache: ByteCache,
-    },
+    Database(Arc<Writer>),
 }
 
 pub struct Store {
     published: Arc<Published>,
     not_found: Found,
     backend: Backend,
-    /// Writes one at a time, so that each edit is made against the catalog it was checked
-    /// against, in the database and in memory alike.
-    writes: Mutex<()>,
     upload: UploadRules,
+    /// Stops following other servers' edits when the store goes.
+    _follower: Option<DropGuard>,
 }
 
 impl fmt::Debug for Store {
@@ -229,17 +307,29 @@ impl fmt::Debug for Store {
 
 impl Store {
     /// Opens the store `url` names. An empty database that was never seeded imports `seed`
-    /// (the assets folder) first, if that folder exists. Blocks: call it before the server
-    /// starts, or from a blocking task.
-    pub fn open(
+    /// (the assets folder) first, if that folder exists.
+    pub async fn open(
         url: &StoreUrl,
         seed: Option<&Path>,
         options: &StoreOptions,
     ) -> Result<Store, OpenError> {
-        match url {
-            StoreUrl::Folder(dir) => Ok(Store::from_folder(Folder::load(dir)?)),
-            StoreUrl::Sqlite(path) => Store::open_sqlite(path, seed, options),
-        }
+        let db = match url {
+            StoreUrl::Folder(dir) => {
+                let dir = dir.clone();
+                let folder = blocking(move || Folder::load(&dir)).await??;
+                return Ok(Store::from_folder(folder));
+            }
+            StoreUrl::Sqlite(path) => {
+                let path = path.clone();
+                Database::Sqlite(Arc::new(
+                    blocking(move || sqlite::Database::open(&path)).await??,
+                ))
+            }
+            StoreUrl::Postgres(url) => {
+                Database::Postgres(Arc::new(postgres::Database::open(url, options.pool).await?))
+            }
+        };
+        Store::open_database(db, seed, options).await
     }
 
     /// A read-only store of a loaded folder.
@@ -250,37 +340,40 @@ impl Store {
             .map(|p| (p.info.sha256, p.bytes.clone()))
             .collect();
         let infos = folder.pictures.into_iter().map(|p| p.info).collect();
-        Store::new(
-            Catalog::new(1, infos),
-            found(folder.not_found),
-            Backend::Folder(bytes),
-            UploadRules::default(),
-        )
+        Store {
+            published: Arc::new(Published::new(Catalog::new(1, infos))),
+            not_found: found(folder.not_found),
+            backend: Backend::Folder(bytes),
+            upload: UploadRules::default(),
+            _follower: None,
+        }
     }
 
-    fn open_sqlite(
-        path: &Path,
+    async fn open_database(
+        db: Database,
         seed: Option<&Path>,
         options: &StoreOptions,
     ) -> Result<Store, OpenError> {
-        let db = sqlite::Database::open(path)?;
-        let mut loaded = db.load()?;
+        let mut loaded = db.load().await?;
         if !loaded.seeded && loaded.pictures.is_empty() {
-            match seed.filter(|dir| dir.is_dir()) {
+            let folder = match seed.filter(|dir| dir.is_dir()) {
                 Some(dir) => {
-                    let folder = Folder::load(dir)?;
+                    let dir = dir.to_path_buf();
+                    let folder = blocking(move || Folder::load(&dir)).await??;
                     info!(
                         pictures = folder.pictures.len(),
-                        "first start: importing {}",
-                        dir.display()
+                        "first start: importing the assets"
                     );
-                    import_folder(&db, &folder)?;
+                    Some(folder)
                 }
-                None => {
-                    db.import(&[], None)?;
-                }
-            }
-            loaded = db.load()?;
+                None => None,
+            };
+            let (pictures, not_found) = match folder {
+                Some(folder) => unpack(folder),
+                None => (Vec::new(), None),
+            };
+            db.import(pictures, not_found, true).await?;
+            loaded = db.load().await?;
         }
         let not_found = match loaded.not_found {
             Some((bytes, _)) => inspect(
@@ -292,29 +385,22 @@ impl Store {
             .map_err(LoadError::BuiltinNotFound)?,
             None => folder::builtin_not_found()?,
         };
-        let cache = ByteCache::new(options.cache_size);
-        Ok(Store::new(
-            Catalog::new(loaded.version, loaded.pictures),
-            found(not_found),
-            Backend::Sqlite {
-                db: Arc::new(db),
-                cache,
-            },
-            options.upload,
-        ))
-    }
-
-    fn new(catalog: Catalog, not_found: Found, backend: Backend, upload: UploadRules) -> Store {
-        Store {
-            published: Arc::new(Published {
-                catalog: ArcSwap::from_pointee(catalog),
-                changes: broadcast::channel(CHANGE_BACKLOG).0,
-            }),
-            not_found,
-            backend,
-            writes: Mutex::new(()),
-            upload,
-        }
+        let published = Arc::new(Published::new(Catalog::new(
+            loaded.version,
+            loaded.pictures,
+        )));
+        let writer = Arc::new(Writer::new(
+            db,
+            ByteCache::new(options.cache_size),
+            published.clone(),
+        ));
+        Ok(Store {
+            published,
+            not_found: found(not_found),
+            _follower: follow::start(&writer),
+            backend: Backend::Database(writer),
+            upload: options.upload,
+        })
     }
 
     /// The catalog as it is now. Cheap; hold it only as long as one answer needs it.
@@ -329,13 +415,13 @@ impl Store {
 
     /// Whether this store accepts writes.
     pub fn is_writable(&self) -> bool {
-        matches!(self.backend, Backend::Sqlite { .. })
+        matches!(self.backend, Backend::Database(_))
     }
 
     /// Bytes of pictures the cache holds (0 for a folder store, which holds every picture).
     pub fn cached_bytes(&self) -> u64 {
         match &self.backend {
-            Backend::Sqlite { cache, .. } => cache.weight(),
+            Backend::Database(writer) => writer.cached_bytes(),
             Backend::Folder(_) => 0,
         }
     }
@@ -367,30 +453,12 @@ impl Store {
     }
 
     async fn bytes_of(&self, info: &PictureInfo) -> Result<Bytes, StoreError> {
-        let missing = || StoreError::MissingBytes(info.name.clone());
         match &self.backend {
-            Backend::Folder(bytes) => bytes.get(&info.sha256).cloned().ok_or_else(missing),
-            Backend::Sqlite { db, cache } => {
-                let cached = cache.get(&info.sha256);
-                metrics::cache_lookup(cached.is_some());
-                if let Some(bytes) = cached {
-                    return Ok(bytes);
-                }
-                let (db, cache, sha256) = (db.clone(), cache.clone(), info.sha256);
-                // Concurrent misses for one picture read it once: the others wait for it.
-                let read = blocking(move || {
-                    cache.get_or_read(&sha256, || match db.read_bytes(&sha256) {
-                        Ok(Some(bytes)) => Ok(Bytes::from(bytes)),
-                        Ok(None) => Err(None),
-                        Err(e) => Err(Some(e)),
-                    })
-                })
-                .await?;
-                read.map_err(|e| match e {
-                    None => missing(),
-                    Some(e) => StoreError::Database(e),
-                })
-            }
+            Backend::Folder(bytes) => bytes
+                .get(&info.sha256)
+                .cloned()
+                .ok_or_else(|| StoreError::MissingBytes(info.name.clone())),
+            Backend::Database(writer) => writer.bytes_of(info).await,
         }
     }
 
@@ -403,55 +471,51 @@ impl Store {
         replace: bool,
         bytes: Bytes,
     ) -> Result<Arc<PictureInfo>, WriteError> {
-        let db = self.db()?;
+        let writer = self.writer()?;
         check_name(name)?;
         check_title(title)?;
         let rules = self.upload;
         let checked = blocking(move || upload::check(bytes, rules)).await??;
-        let _write = self.writes.lock().await;
-        let catalog = self.published.catalog.load_full();
-        let existing = catalog.index_of_name(name);
-        if existing.is_some() && !replace {
-            return Err(WriteError::Conflict(name.to_owned()));
-        }
-        let title = match (title, existing) {
-            ("", Some(index)) => catalog.entries()[index].title.clone(),
-            ("", None) => title_from_name(name),
-            (title, _) => title.to_owned(),
-        };
-        let info = PictureInfo {
-            number: existing.map_or(catalog.len() + 1, |i| i + 1) as u32,
-            name: name.to_owned(),
-            title,
-            mime: checked.mime.to_owned(),
-            width: checked.width,
-            height: checked.height,
-            // Uploads are bounded far below 4 GiB by the server's upload limit.
-            size: checked.bytes.len() as u32,
-            sha256: checked.sha256,
-        };
-        let (edit, kind) = match existing {
-            Some(index) => (Edit::Replace(index, info.clone()), ChangeKind::Replaced),
-            None => (Edit::Append(info.clone()), ChangeKind::Added),
-        };
-        if let Backend::Sqlite { cache, .. } = &self.backend {
-            // Content-addressed: caching it before the commit can never show wrong bytes.
-            cache.insert(info.sha256, checked.bytes.clone());
-        }
-        let old_name =
-            existing.map_or_else(|| name.to_owned(), |i| catalog.entries()[i].name.clone());
-        let stored = self
-            .commit(db, catalog, edit, Some(checked.bytes), kind, old_name)
+        // Content-addressed: caching it before the commit can never show wrong bytes.
+        writer.remember(checked.sha256, checked.bytes.clone());
+        let (name, title) = (name.to_owned(), title.to_owned());
+        let selector = Selector::Name(name.clone());
+        let stored = writer
+            .write(move |catalog: &Catalog| {
+                let existing = catalog.index_of_name(&name);
+                if existing.is_some() && !replace {
+                    return Err(WriteError::Conflict(name.clone()));
+                }
+                let title = match (title.as_str(), existing) {
+                    ("", Some(index)) => catalog.entries()[index].title.clone(),
+                    ("", None) => title_from_name(&name),
+                    (title, _) => title.to_owned(),
+                };
+                let info = PictureInfo {
+                    number: existing.map_or(catalog.len() + 1, |i| i + 1) as u32,
+                    name: name.clone(),
+                    title,
+                    mime: checked.mime.to_owned(),
+                    width: checked.width,
+                    height: checked.height,
+                    // Uploads are bounded far below 4 GiB by the server's upload limit.
+                    size: checked.bytes.len() as u32,
+                    sha256: checked.sha256,
+                };
+                let edit = match existing {
+                    Some(index) => Edit::Replace(index, info),
+                    None => Edit::Append(info),
+                };
+                Ok((edit, Some(checked.bytes.clone())))
+            })
             .await?;
-        Ok(stored.unwrap_or_else(|| Arc::new(info)))
+        stored.ok_or(WriteError::NotFound(selector))
     }
 
     pub async fn delete(&self, selector: &Selector) -> Result<(), WriteError> {
-        self.edit(selector, |_, index| {
-            Ok((Edit::Remove(index), ChangeKind::Removed))
-        })
-        .await
-        .map(drop)
+        self.edit(selector, |_, index| Ok(Edit::Remove(index)))
+            .await
+            .map(drop)
     }
 
     pub async fn rename(
@@ -460,10 +524,11 @@ impl Store {
         name: &str,
     ) -> Result<Arc<PictureInfo>, WriteError> {
         check_name(name)?;
-        self.edit(selector, |catalog, index| {
-            match catalog.index_of_name(name) {
-                Some(other) if other != index => Err(WriteError::Conflict(name.to_owned())),
-                _ => Ok((Edit::Rename(index, name.to_owned()), ChangeKind::Renamed)),
+        let name = name.to_owned();
+        self.edit(selector, move |catalog, index| {
+            match catalog.index_of_name(&name) {
+                Some(other) if other != index => Err(WriteError::Conflict(name.clone())),
+                _ => Ok(Edit::Rename(index, name.clone())),
             }
         })
         .await?
@@ -477,8 +542,8 @@ impl Store {
     ) -> Result<Arc<PictureInfo>, WriteError> {
         check_title(title)?;
         let title = title.to_owned();
-        self.edit(selector, |_, index| {
-            Ok((Edit::Retitle(index, title), ChangeKind::Retitled))
+        self.edit(selector, move |_, index| {
+            Ok(Edit::Retitle(index, title.clone()))
         })
         .await?
         .ok_or_else(|| WriteError::NotFound(selector.clone()))
@@ -490,78 +555,43 @@ impl Store {
         selector: &Selector,
         position: u32,
     ) -> Result<Arc<PictureInfo>, WriteError> {
-        self.edit(selector, |catalog, index| {
+        self.edit(selector, move |catalog, index| {
             let to = (position as usize).saturating_sub(1).min(catalog.len() - 1);
-            Ok((Edit::Move(index, to), ChangeKind::Moved))
+            Ok(Edit::Move(index, to))
         })
         .await?
         .ok_or_else(|| WriteError::NotFound(selector.clone()))
     }
 
     /// An edit of the picture `selector` names, decided by `decide` against the current
-    /// catalog. Returns the picture after the edit (`None` once removed).
+    /// catalog (again, if another server changed it first). Returns the picture after the
+    /// edit (`None` once removed).
     async fn edit(
         &self,
         selector: &Selector,
-        decide: impl FnOnce(&Catalog, usize) -> Result<(Edit, ChangeKind), WriteError>,
+        mut decide: impl FnMut(&Catalog, usize) -> Result<Edit, WriteError> + Send + 'static,
     ) -> Result<Option<Arc<PictureInfo>>, WriteError> {
-        let db = self.db()?;
-        let _write = self.writes.lock().await;
-        let catalog = self.published.catalog.load_full();
-        let index = catalog
-            .index_of(selector)
-            .ok_or_else(|| WriteError::NotFound(selector.clone()))?;
-        let (edit, kind) = decide(&catalog, index)?;
-        let old_name = catalog.entries()[index].name.clone();
-        self.commit(db, catalog, edit, None, kind, old_name).await
-    }
-
-    /// Commits an edit checked against `before` and publishes it, both in one blocking task:
-    /// that task runs to its end even if the request that asked for it is dropped, so the
-    /// database and the catalog in memory never part.
-    async fn commit(
-        &self,
-        db: Arc<sqlite::Database>,
-        before: Arc<Catalog>,
-        edit: Edit,
-        content: Option<Bytes>,
-        kind: ChangeKind,
-        name: String,
-    ) -> Result<Option<Arc<PictureInfo>>, WriteError> {
-        let published = self.published.clone();
-        let expected = before.version();
-        let dropped = match &edit {
-            Edit::Replace(index, _) | Edit::Remove(index) => {
-                before.entries().get(*index).map(|old| old.sha256)
-            }
-            _ => None,
-        };
-        let done = blocking(move || {
-            db.apply(&edit, content.as_deref(), expected, |version| {
-                published.publish(&before, &edit, version, kind, name)
+        let selector = selector.clone();
+        self.writer()?
+            .write(move |catalog: &Catalog| {
+                let index = catalog
+                    .index_of(&selector)
+                    .ok_or_else(|| WriteError::NotFound(selector.clone()))?;
+                Ok((decide(catalog, index)?, None))
             })
-        })
-        .await??;
-        if let (Some(sha256), Backend::Sqlite { cache, .. }) = (dropped, &self.backend) {
-            // Bytes no name shows any more are not worth their room in the cache.
-            let catalog = self.published.catalog.load();
-            if !catalog.entries().iter().any(|entry| entry.sha256 == sha256) {
-                cache.remove(&sha256);
-            }
-        }
-        Ok(done)
+            .await
     }
 
-    fn db(&self) -> Result<Arc<sqlite::Database>, WriteError> {
+    fn writer(&self) -> Result<&Arc<Writer>, WriteError> {
         match &self.backend {
-            Backend::Sqlite { db, .. } => Ok(db.clone()),
+            Backend::Database(writer) => Ok(writer),
             Backend::Folder(_) => Err(WriteError::ReadOnly),
         }
     }
 
     /// Imports a folder of pictures (with its `catalog.toml`) into a database store: names
     /// already present get the folder's picture and title, new ones are appended in the
-    /// folder's order. Made for a store no server is running on.
+    /// folder's order.
     pub async fn import(&self, dir: &Path) -> Result<usize, OpenError> {
         let dir = dir.to_path_buf();
         let folder = blocking(move || Folder::load(&dir)).await??;
@@ -571,55 +601,40 @@ impl Store {
     /// Imports loaded pictures, as [`Store::import`] does, in one transaction, and makes them
     /// visible. Returns how many there were.
     pub async fn import_folder(&self, folder: Folder) -> Result<usize, OpenError> {
-        let db = self.db()?;
-        let _write = self.writes.lock().await;
         let count = folder.pictures.len();
-        let reader = db.clone();
-        let loaded = blocking(move || -> Result<sqlite::Loaded, DbError> {
-            import_folder(&db, &folder)?;
-            reader.load()
-        })
-        .await??;
-        self.published
-            .catalog
-            .store(Arc::new(Catalog::new(loaded.version, loaded.pictures)));
+        let (pictures, not_found) = unpack(folder);
+        self.writer()?.import(pictures, not_found).await?;
         Ok(count)
     }
 
-    /// Whether the store answers: a database store reads its pictures table (on the blocking
+    /// Whether the store answers: a database store asks its database (SQLite on the blocking
     /// pool, so a caller that puts a deadline on this also covers a pool that is full).
     pub async fn ready(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Folder(_) => Ok(()),
-            Backend::Sqlite { db, .. } => {
-                let db = db.clone();
-                Ok(blocking(move || db.ping()).await??)
-            }
+            Backend::Database(writer) => writer.ready().await,
         }
     }
 
-    /// `PRAGMA integrity_check` of a database store ("ok" when sound).
+    /// Whether the database finds itself sound ("ok"), or what is wrong: SQLite's
+    /// `PRAGMA integrity_check`, PostgreSQL's catalog rows checked.
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
         match &self.backend {
             Backend::Folder(_) => Ok("ok".into()),
-            Backend::Sqlite { db, .. } => {
-                let db = db.clone();
-                Ok(blocking(move || db.integrity_check()).await??)
-            }
+            Backend::Database(writer) => writer.integrity_check().await,
         }
     }
 }
 
-fn import_folder(db: &sqlite::Database, folder: &Folder) -> Result<u64, DbError> {
-    let pictures: Vec<(PictureInfo, &[u8])> = folder
+/// A loaded folder's pictures and not-found picture, as a database imports them.
+fn unpack(folder: Folder) -> (db::Import, Option<(PictureInfo, Bytes)>) {
+    let pictures = folder
         .pictures
-        .iter()
-        .map(|p| (p.info.clone(), &p.bytes[..]))
+        .into_iter()
+        .map(|p| (p.info, p.bytes))
         .collect();
-    db.import(
-        &pictures,
-        Some((&folder.not_found.info, &folder.not_found.bytes[..])),
-    )
+    let not_found = Some((folder.not_found.info, folder.not_found.bytes));
+    (pictures, not_found)
 }
 
 fn found(picture: Picture) -> Found {
@@ -645,5 +660,38 @@ impl From<DbError> for WriteError {
 impl From<StoreError> for std::io::Error {
     fn from(e: StoreError) -> Self {
         std::io::Error::other(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_postgres_url_is_shown_without_its_password() {
+        let url: StoreUrl = "postgres://pic:s3cr%3At@db.example:5433/pictures?sslmode=disable"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let shown = url.to_string();
+        assert_eq!(
+            shown,
+            "postgres://pic:***@db.example:5433/pictures?sslmode=disable"
+        );
+        assert!(!format!("{url:?}").contains("s3cr"));
+        let plain = "postgresql://pic@db.example/pictures";
+        assert_eq!(
+            plain.parse::<StoreUrl>().map(|u| u.to_string()),
+            Ok(plain.into())
+        );
+    }
+
+    #[test]
+    fn store_urls_name_their_kind() {
+        assert_eq!(
+            "sqlite:data/p.db".parse(),
+            Ok(StoreUrl::Sqlite("data/p.db".into()))
+        );
+        assert!("mysql://x".parse::<StoreUrl>().is_err());
+        assert!("postgres://db.example:port/x".parse::<StoreUrl>().is_err());
     }
 }

@@ -10,9 +10,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use picture_protocol::PictureInfo;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction};
 
 use super::catalog::{Edit, name_key};
+use super::db::Loaded;
+use super::statements::{self, Statement, Value, for_sqlite};
 use crate::metrics;
 
 /// How long a connection waits for another one's lock before it gives up.
@@ -83,16 +86,6 @@ pub enum DbError {
     Sql(#[from] rusqlite::Error),
 }
 
-/// What a database holds apart from picture bytes, as read at start-up.
-pub struct Loaded {
-    pub version: u64,
-    pub pictures: Vec<PictureInfo>,
-    /// Whether the assets folder was imported once already.
-    pub seeded: bool,
-    /// The not-found picture's bytes and MIME type, if one was stored.
-    pub not_found: Option<(Vec<u8>, String)>,
-}
-
 /// The database: one writing connection, and a few for reading bytes.
 pub struct Database {
     path: PathBuf,
@@ -140,11 +133,7 @@ impl Database {
     /// Reads the catalog and the not-found picture.
     pub fn load(&self) -> Result<Loaded, DbError> {
         let conn = self.writer();
-        let mut statement = conn.prepare(
-            "SELECT p.position, p.name, p.title, c.mime, c.width, c.height, c.size, c.sha256
-             FROM pictures p JOIN contents c ON c.sha256 = p.sha256
-             ORDER BY p.position",
-        )?;
+        let mut statement = conn.prepare(&for_sqlite(statements::CATALOG))?;
         let pictures = statement
             .query_map([], |row| {
                 Ok(PictureInfo {
@@ -231,20 +220,17 @@ impl Database {
     }
 
     /// Applies one edit in one transaction, storing `content` first if it is new, and bumps the
-    /// catalog version from `expected`. Then, still holding the writing connection so that no
-    /// other edit can come between, hands the new version to `then` (which publishes the edit)
-    /// and returns what it returns.
+    /// catalog version from `expected`; returns the new version.
     ///
     /// The edit was checked against the in-memory catalog of version `expected`: a database
     /// at another version, or rows that are not where that catalog says, fail the whole
     /// transaction rather than drift apart.
-    pub fn apply<T>(
+    pub fn apply(
         &self,
         edit: &Edit,
         content: Option<&[u8]>,
         expected: u64,
-        then: impl FnOnce(u64) -> T,
-    ) -> Result<T, DbError> {
+    ) -> Result<u64, DbError> {
         timed("write", || {
             let mut conn = self.writer();
             let tx = conn.transaction()?;
@@ -278,7 +264,7 @@ impl Database {
             }
             let version = bump_version(&tx)?;
             tx.commit()?;
-            Ok(then(version))
+            Ok(version)
         })
     }
 
@@ -296,7 +282,7 @@ impl Database {
             store_content(&tx, info, bytes)?;
             let existing: Option<i64> = tx
                 .query_row(
-                    "SELECT position FROM pictures WHERE name_key = ?1",
+                    &for_sqlite(statements::POSITION_OF_NAME),
                     [name_key(&info.name)],
                     |row| row.get(0),
                 )
@@ -383,116 +369,47 @@ fn setting<T: rusqlite::types::FromSql>(
 }
 
 fn read_bytes(conn: &Connection, sha256: &[u8; 32]) -> rusqlite::Result<Option<Vec<u8>>> {
-    conn.prepare_cached("SELECT bytes FROM blobs WHERE sha256 = ?1")?
+    conn.prepare_cached(&for_sqlite(statements::BLOB))?
         .query_row([&sha256[..]], |row| row.get(0))
         .optional()
 }
 
-fn store_content(tx: &Transaction<'_>, info: &PictureInfo, bytes: &[u8]) -> rusqlite::Result<()> {
-    let added = tx.execute(
-        "INSERT OR IGNORE INTO contents (sha256, mime, width, height, size)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            &info.sha256[..],
-            info.mime,
-            info.width,
-            info.height,
-            info.size
-        ],
-    )?;
-    if added > 0 {
-        tx.execute(
-            "INSERT INTO blobs (sha256, bytes) VALUES (?1, ?2)",
-            params![&info.sha256[..], bytes],
-        )?;
+fn store_content(tx: &Transaction<'_>, info: &PictureInfo, bytes: &[u8]) -> Result<(), DbError> {
+    if run(tx, &statements::insert_content(info))? > 0 {
+        run(tx, &statements::insert_blob(&info.sha256, bytes))?;
     }
     Ok(())
 }
 
 fn apply_edit(tx: &Transaction<'_>, edit: &Edit) -> Result<(), DbError> {
-    let position = |index: usize| index as i64 + 1;
-    // Every edit changes exactly one picture's row; any other count means the rows are not
-    // where the catalog in memory says.
-    let one = |changed: usize| match changed {
-        1 => Ok(()),
-        _ => Err(DbError::Diverged {
-            found: changed as u64,
-            expected: 1,
-        }),
-    };
-    match edit {
-        // The entry's number is its position: the catalog's length plus one.
-        Edit::Append(info) => {
-            one(tx.execute(
-                "INSERT INTO pictures (position, name, name_key, title, sha256)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    info.number,
-                    info.name,
-                    name_key(&info.name),
-                    info.title,
-                    &info.sha256[..]
-                ],
-            )?)?;
-        }
-        Edit::Replace(index, info) => {
-            one(tx.execute(
-                "UPDATE pictures SET name = ?2, name_key = ?3, title = ?4, sha256 = ?5
-                 WHERE position = ?1",
-                params![
-                    position(*index),
-                    info.name,
-                    name_key(&info.name),
-                    info.title,
-                    &info.sha256[..]
-                ],
-            )?)?;
-        }
-        Edit::Remove(index) => {
-            one(tx.execute(
-                "DELETE FROM pictures WHERE position = ?1",
-                [position(*index)],
-            )?)?;
-            tx.execute(
-                "UPDATE pictures SET position = position - 1 WHERE position > ?1",
-                [position(*index)],
-            )?;
-        }
-        Edit::Rename(index, name) => {
-            one(tx.execute(
-                "UPDATE pictures SET name = ?2, name_key = ?3 WHERE position = ?1",
-                params![position(*index), name, name_key(name)],
-            )?)?;
-        }
-        Edit::Retitle(index, title) => {
-            one(tx.execute(
-                "UPDATE pictures SET title = ?2 WHERE position = ?1",
-                params![position(*index), title],
-            )?)?;
-        }
-        Edit::Move(from, to) => {
-            let (from, to) = (position(*from), position(*to));
-            tx.execute(
-                "UPDATE pictures SET position = 0 WHERE position = ?1",
-                [from],
-            )?;
-            if from < to {
-                tx.execute(
-                    "UPDATE pictures SET position = position - 1
-                     WHERE position > ?1 AND position <= ?2",
-                    [from, to],
-                )?;
-            } else {
-                tx.execute(
-                    "UPDATE pictures SET position = position + 1
-                     WHERE position >= ?2 AND position < ?1",
-                    [from, to],
-                )?;
-            }
-            tx.execute("UPDATE pictures SET position = ?1 WHERE position = 0", [to])?;
-        }
+    for statement in statements::edit_statements(edit) {
+        run(tx, &statement)?;
     }
     Ok(())
+}
+
+/// Runs one statement; returns how many rows it changed.
+fn run(conn: &Connection, statement: &Statement<'_>) -> Result<usize, DbError> {
+    let changed = conn
+        .prepare_cached(&for_sqlite(statement.sql))?
+        .execute(rusqlite::params_from_iter(&statement.params))?;
+    if statement.changes_one_row && changed != 1 {
+        return Err(DbError::Diverged {
+            found: changed as u64,
+            expected: 1,
+        });
+    }
+    Ok(changed)
+}
+
+impl rusqlite::ToSql for Value<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Value::Int(n) => ToSqlOutput::from(*n),
+            Value::Text(text) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+            Value::Bytes(bytes) => ToSqlOutput::Borrowed(ValueRef::Blob(bytes)),
+        })
+    }
 }
 
 /// Content no picture points to any more (nor the not-found setting) goes, with its bytes.

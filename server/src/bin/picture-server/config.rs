@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, Command};
+use picture_server::store::StoreUrl;
 
 /// Settings whose values `picture-server config` does not show.
 const SECRETS: &[&str] = &["admin-token"];
@@ -128,6 +129,11 @@ pub fn describe(command: &Command, matches: &ArgMatches, from_file: &HashSet<Str
             .into_iter()
             .flatten()
             .map(|v| v.to_string_lossy().into_owned())
+            // A store URL may hold a password: shown as the server shows it, masked.
+            .map(|v| match name {
+                "store" => v.parse::<StoreUrl>().map_or(v, |url| url.to_string()),
+                _ => v,
+            })
             .collect();
         let value = match values.as_slice() {
             _ if SECRETS.contains(&name) => "\"********\"".to_owned(),

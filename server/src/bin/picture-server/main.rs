@@ -34,7 +34,8 @@ use picture_server::limits::{
 };
 use picture_server::metrics::Exporter;
 use picture_server::store::{
-    DEFAULT_CACHE_SIZE, MAX_PICTURE_BYTES, Store, StoreOptions, StoreUrl, UploadRules, export,
+    DEFAULT_CACHE_SIZE, DEFAULT_POOL_SIZE, MAX_PICTURE_BYTES, PoolSettings, Store, StoreOptions,
+    StoreUrl, UploadRules, export,
 };
 use picture_server::tls::ServerCert;
 use picture_server::web::{
@@ -96,7 +97,7 @@ enum Command {
     /// environment, config file or default); the admin token is masked.
     Config {
         #[command(flatten)]
-        serve: ServeArgs,
+        serve: Box<ServeArgs>,
     },
     /// Serve only the page and the WebSocket bridge, for a picture server elsewhere.
     Bridge {
@@ -131,8 +132,10 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct StoreArgs {
-    /// Where pictures are kept: sqlite:PATH (created on first start, seeded from --assets) or
-    /// folder:DIR (read-only). Relative paths are from the working folder.
+    /// Where pictures are kept: sqlite:PATH (created on first start, seeded from --assets),
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DB (a database several servers can share;
+    /// tables made on first start) or folder:DIR (read-only). Relative paths are from the
+    /// working folder.
     #[arg(long, env = "PICTURE_STORE", default_value = "sqlite:data/pictures.db")]
     store: StoreUrl,
     /// Bytes of pictures a database store keeps in memory.
@@ -144,6 +147,14 @@ struct StoreArgs {
     /// Keep EXIF, XMP and text metadata of uploads (by default it is removed).
     #[arg(long, env = "PICTURE_KEEP_METADATA")]
     keep_metadata: bool,
+    /// Connections a PostgreSQL store opens at most (one more listens for other servers'
+    /// changes).
+    #[arg(long, env = "PICTURE_DB_POOL_SIZE", default_value_t = DEFAULT_POOL_SIZE, value_parser = args::within(1usize, 1000))]
+    db_pool_size: usize,
+    /// Deadline of every call to a PostgreSQL store, in seconds: connecting, each statement,
+    /// each whole operation. A request that needs the database past it answers internal error.
+    #[arg(long, env = "PICTURE_DB_TIMEOUT", default_value = "5", value_parser = args::seconds)]
+    db_timeout: Duration,
 }
 
 impl StoreArgs {
@@ -156,12 +167,12 @@ impl StoreArgs {
                 max_pixels: self.max_pixels,
                 keep_metadata: self.keep_metadata,
             },
+            pool: PoolSettings {
+                size: self.db_pool_size,
+                timeout: self.db_timeout,
+            },
         };
-        let store =
-            tokio::task::spawn_blocking(move || Store::open(&url, seed.as_deref(), &options))
-                .await
-                .context("opening the store")??;
-        Ok(store)
+        Ok(Store::open(&url, seed.as_deref(), &options).await?)
     }
 }
 

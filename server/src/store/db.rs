@@ -1,0 +1,132 @@
+//! The database behind a writable store, SQLite or PostgreSQL, behind one set of async calls.
+//!
+//! SQLite's calls block, so they run on tokio's blocking pool; PostgreSQL's are async and
+//! carry their own timeouts.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use picture_protocol::PictureInfo;
+
+use super::catalog::Edit;
+use super::{StoreError, blocking, postgres, sqlite};
+
+/// What a database holds apart from picture bytes, as read at start-up.
+pub struct Loaded {
+    pub version: u64,
+    pub pictures: Vec<PictureInfo>,
+    /// Whether the assets folder was imported once already.
+    pub seeded: bool,
+    /// The not-found picture's bytes and MIME type, if one was stored.
+    pub not_found: Option<(Vec<u8>, String)>,
+}
+
+/// Pictures to import, with their bytes.
+pub type Import = Vec<(PictureInfo, Bytes)>;
+
+#[derive(Clone)]
+pub enum Database {
+    Sqlite(Arc<sqlite::Database>),
+    Postgres(Arc<postgres::Database>),
+}
+
+/// What became of an edit.
+pub enum Applied {
+    /// Committed; the catalog's new version.
+    Done(u64),
+    /// Not made: another server changed the catalog since the version the edit was checked
+    /// against. Catch up and decide again.
+    Stale,
+}
+
+impl Database {
+    pub async fn load(&self) -> Result<Loaded, StoreError> {
+        match self {
+            Database::Sqlite(db) => {
+                let db = db.clone();
+                Ok(blocking(move || db.load()).await??)
+            }
+            Database::Postgres(db) => Ok(db.load().await?),
+        }
+    }
+
+    pub async fn read_bytes(&self, sha256: [u8; 32]) -> Result<Option<Bytes>, StoreError> {
+        match self {
+            Database::Sqlite(db) => {
+                let db = db.clone();
+                let read = blocking(move || db.read_bytes(&sha256)).await??;
+                Ok(read.map(Bytes::from))
+            }
+            Database::Postgres(db) => Ok(db.read_bytes(&sha256).await?),
+        }
+    }
+
+    /// Makes `edit` (checked against the catalog of version `expected`), storing `content`
+    /// first if it is new.
+    pub async fn apply(
+        &self,
+        edit: Edit,
+        content: Option<Bytes>,
+        expected: u64,
+    ) -> Result<Applied, StoreError> {
+        match self {
+            Database::Sqlite(db) => {
+                let db = db.clone();
+                let version =
+                    blocking(move || db.apply(&edit, content.as_deref(), expected)).await??;
+                Ok(Applied::Done(version))
+            }
+            Database::Postgres(db) => Ok(db.apply(&edit, content.as_deref(), expected).await?),
+        }
+    }
+
+    /// Imports pictures in one transaction (see [`sqlite::Database::import`]). With
+    /// `only_first`, does nothing if the database was seeded already, so that two servers
+    /// starting at once on a new database seed it once. Returns whether it imported.
+    pub async fn import(
+        &self,
+        pictures: Import,
+        not_found: Option<(PictureInfo, Bytes)>,
+        only_first: bool,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Database::Sqlite(db) => {
+                let db = db.clone();
+                blocking(move || {
+                    let pictures: Vec<(PictureInfo, &[u8])> = pictures
+                        .iter()
+                        .map(|(info, b)| (info.clone(), &b[..]))
+                        .collect();
+                    let not_found = not_found.as_ref().map(|(info, b)| (info, &b[..]));
+                    db.import(&pictures, not_found).map(|_| true)
+                })
+                .await?
+                .map_err(StoreError::from)
+            }
+            Database::Postgres(db) => Ok(db.import(&pictures, not_found, only_first).await?),
+        }
+    }
+
+    /// Whether the database answers now.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Database::Sqlite(db) => {
+                let db = db.clone();
+                Ok(blocking(move || db.ping()).await??)
+            }
+            Database::Postgres(db) => Ok(db.ping().await?),
+        }
+    }
+
+    /// "ok" when the database finds itself sound, else what is wrong.
+    pub async fn integrity_check(&self) -> Result<String, StoreError> {
+        match self {
+            Database::Sqlite(db) => {
+                let db = db.clone();
+                Ok(blocking(move || db.integrity_check()).await??)
+            }
+            // PostgreSQL checks its pages itself; what can be wrong is the catalog's shape.
+            Database::Postgres(db) => Ok(db.check_catalog().await?),
+        }
+    }
+}

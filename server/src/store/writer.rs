@@ -1,0 +1,158 @@
+//! A database store's writes, and its picture bytes through the cache.
+//!
+//! A write is decided against the catalog in memory, made in the database only if the
+//! database's catalog is still at that version, then published. On a database other servers
+//! write to, the version may have moved on: the writer then catches up with their edits
+//! (see `follow`) and decides again, so that a name taken on another server a moment ago is a
+//! clash here too. Writes on one server take turns; on several, the database's row lock makes
+//! them take turns.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use picture_protocol::PictureInfo;
+use tokio::sync::Mutex;
+
+use super::cache::ByteCache;
+use super::catalog::{Catalog, Edit};
+use super::db::{Applied, Database, Import};
+use super::{Published, StoreError, WriteError};
+use crate::metrics;
+
+/// Times a write is decided again because other servers changed the catalog first, before
+/// it gives up.
+const MAX_WRITE_ATTEMPTS: usize = 8;
+
+pub struct Writer {
+    pub(super) db: Database,
+    pub(super) cache: ByteCache,
+    pub(super) published: Arc<Published>,
+    /// Held from deciding a write to publishing it, and while catching up, so that the
+    /// catalog in memory changes one edit at a time.
+    pub(super) turn: Mutex<()>,
+}
+
+impl Writer {
+    pub fn new(db: Database, cache: ByteCache, published: Arc<Published>) -> Writer {
+        Writer {
+            db,
+            cache,
+            published,
+            turn: Mutex::new(()),
+        }
+    }
+
+    pub fn cached_bytes(&self) -> u64 {
+        self.cache.weight()
+    }
+
+    /// Keeps bytes in the cache (an upload, before it is committed).
+    pub fn remember(&self, sha256: [u8; 32], bytes: Bytes) {
+        self.cache.insert(sha256, bytes);
+    }
+
+    /// The bytes of a picture, from the cache or else the database.
+    pub async fn bytes_of(&self, info: &PictureInfo) -> Result<Bytes, StoreError> {
+        let cached = self.cache.get(&info.sha256);
+        metrics::cache_lookup(cached.is_some());
+        if let Some(bytes) = cached {
+            return Ok(bytes);
+        }
+        // Concurrent misses for one picture read it once: the others wait for it.
+        self.cache
+            .get_or_read(&info.sha256, async {
+                match self.db.read_bytes(info.sha256).await? {
+                    Some(bytes) => Ok(bytes),
+                    None => Err(StoreError::MissingBytes(info.name.clone())),
+                }
+            })
+            .await
+    }
+
+    /// Makes the edit `decide` picks against the current catalog, with the content it needs
+    /// stored, and publishes it. Runs in a task of its own, so that it ends the same way
+    /// whether or not the request that asked for it is still there. Returns the picture
+    /// after the edit (`None` once removed).
+    pub async fn write(
+        self: &Arc<Self>,
+        decide: impl FnMut(&Catalog) -> Result<(Edit, Option<Bytes>), WriteError> + Send + 'static,
+    ) -> Result<Option<Arc<PictureInfo>>, WriteError> {
+        let writer = self.clone();
+        tokio::spawn(async move { writer.write_in_turn(decide).await })
+            .await
+            .map_err(StoreError::from)?
+    }
+
+    async fn write_in_turn(
+        &self,
+        mut decide: impl FnMut(&Catalog) -> Result<(Edit, Option<Bytes>), WriteError>,
+    ) -> Result<Option<Arc<PictureInfo>>, WriteError> {
+        let turn = self.turn.lock().await;
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let before = self.published.catalog.load_full();
+            let (edit, content) = decide(&before)?;
+            match self
+                .db
+                .apply(edit.clone(), content, before.version())
+                .await?
+            {
+                Applied::Done(version) => return Ok(self.publish(&before, &edit, version)),
+                Applied::Stale => self.catch_up(&turn).await?,
+            }
+        }
+        Err(WriteError::Contended)
+    }
+
+    /// Publishes an edit the database has committed, and drops from the cache the bytes no
+    /// picture shows any more.
+    pub(super) fn publish(
+        &self,
+        before: &Catalog,
+        edit: &Edit,
+        version: u64,
+    ) -> Option<Arc<PictureInfo>> {
+        let dropped = match edit {
+            Edit::Replace(index, _) | Edit::Remove(index) => {
+                before.entries().get(*index).map(|old| old.sha256)
+            }
+            _ => None,
+        };
+        let picture = self.published.publish(before, edit, version);
+        if let Some(sha256) = dropped {
+            let catalog = self.published.catalog.load();
+            if !catalog.entries().iter().any(|entry| entry.sha256 == sha256) {
+                self.cache.remove(&sha256);
+            }
+        }
+        picture
+    }
+
+    /// Reads the whole catalog again and publishes it; forgets every cached picture, since
+    /// any may have been replaced.
+    pub(super) async fn reload(&self) -> Result<(), StoreError> {
+        let loaded = self.db.load().await?;
+        self.published
+            .replace(Catalog::new(loaded.version, loaded.pictures));
+        self.cache.clear();
+        Ok(())
+    }
+
+    /// Imports pictures into the database, and publishes the catalog that results.
+    pub async fn import(
+        &self,
+        pictures: Import,
+        not_found: Option<(PictureInfo, Bytes)>,
+    ) -> Result<(), StoreError> {
+        let _turn = self.turn.lock().await;
+        self.db.import(pictures, not_found, false).await?;
+        self.reload().await
+    }
+
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.db.ping().await
+    }
+
+    pub async fn integrity_check(&self) -> Result<String, StoreError> {
+        self.db.integrity_check().await
+    }
+}
