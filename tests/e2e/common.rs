@@ -553,3 +553,17 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
+
+/// A port nothing listens on now, nor on the port 10,000 above it (SeaweedFS puts each
+/// service's gRPC port there), both below the ephemeral range so that no outgoing connection
+/// takes them meanwhile; never one this process handed out before (tests run at once).
+pub fn free_low_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 11000 + (std::process::id() % 400) as u16 * 16;
+    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    (0..2000)
+        .map(|_| base + NEXT.fetch_add(1, Ordering::Relaxed) % 6000)
+        .find(|port| free(*port) && free(port + 10000))
+        .unwrap_or_else(|| panic!("no free port"))
+}

@@ -2,6 +2,7 @@
 
 mod bare;
 mod bench;
+mod blobs;
 mod browser;
 mod cli;
 mod common;
@@ -14,6 +15,7 @@ mod live;
 mod metrics;
 mod pg;
 mod robustness;
+mod s3;
 mod shared;
 mod shutdown;
 mod store;

@@ -3,13 +3,11 @@
 //! package provides the programs; they refuse to run as root, so as root they run as the
 //! `postgres` user.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::PATIENCE;
+use crate::common::{PATIENCE, free_low_port};
 
 pub struct PgServer {
     dir: tempfile::TempDir,
@@ -47,7 +45,7 @@ impl PgServer {
         assert!(status.success(), "initdb failed");
         let mut server = PgServer {
             dir,
-            port: free_port(),
+            port: free_low_port(),
             child: None,
         };
         server.resume();
@@ -180,15 +178,4 @@ fn run_as() -> Option<(u32, u32)> {
     let entry = entry.unwrap_or_else(|| panic!("running as root, and there is no postgres user"));
     let fields: Vec<&str> = entry.split(':').collect();
     Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?))
-}
-
-/// A port nothing listens on now, below the ephemeral range so that no outgoing connection
-/// takes it meanwhile, and not one this process handed out before (tests run at once).
-fn free_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 20000 + (std::process::id() % 500) as u16 * 16;
-    (0..1000)
-        .map(|_| base + NEXT.fetch_add(1, Ordering::Relaxed) % 4000)
-        .find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
-        .unwrap_or_else(|| panic!("no free port"))
 }

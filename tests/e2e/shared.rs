@@ -47,11 +47,17 @@ async fn an_upload_through_one_server_is_served_and_announced_by_the_other() {
     let pg = PgServer::start();
     let a = on_postgres(&pg).await;
     let b = on_postgres(&pg).await;
+    served_and_announced(&a, &b).await;
+}
+
+/// Two servers on one fresh store: an upload through A is served and announced by B, a
+/// delete through B leaves A (and A's cache), and every kind of edit reaches A in order.
+pub async fn served_and_announced(a: &TestServer, b: &TestServer) {
     // B did not seed the database again: both see the shipped pictures once.
     let count = manifest_names().len() as u32;
     assert_eq!(catalog(b.addr).await.len() as u32, count);
-    let mut watching_b = Watcher::start(&b).await;
-    let mut watching_a = Watcher::start(&a).await;
+    let mut watching_b = Watcher::start(b).await;
+    let mut watching_a = Watcher::start(a).await;
 
     let bytes = png(31, 17);
     let stored = within(

@@ -21,8 +21,8 @@ pub struct Loaded {
     pub not_found: Option<(Vec<u8>, String)>,
 }
 
-/// Pictures to import, with their bytes.
-pub type Import = Vec<(PictureInfo, Bytes)>;
+/// Pictures to import, with their bytes when the database keeps them.
+pub type Import = Vec<(PictureInfo, Option<Bytes>)>;
 
 #[derive(Clone)]
 pub enum Database {
@@ -93,9 +93,9 @@ impl Database {
             Database::Sqlite(db) => {
                 let db = db.clone();
                 blocking(move || {
-                    let pictures: Vec<(PictureInfo, &[u8])> = pictures
+                    let pictures: Vec<(PictureInfo, Option<&[u8]>)> = pictures
                         .iter()
-                        .map(|(info, b)| (info.clone(), &b[..]))
+                        .map(|(info, b)| (info.clone(), b.as_deref()))
                         .collect();
                     let not_found = not_found.as_ref().map(|(info, b)| (info, &b[..]));
                     db.import(&pictures, not_found).map(|_| true)
@@ -119,14 +119,64 @@ impl Database {
     }
 
     /// "ok" when the database finds itself sound, else what is wrong.
-    pub async fn integrity_check(&self) -> Result<String, StoreError> {
+    pub async fn integrity_check(&self, bytes_in_db: bool) -> Result<String, StoreError> {
         match self {
             Database::Sqlite(db) => {
                 let db = db.clone();
                 Ok(blocking(move || db.integrity_check()).await??)
             }
             // PostgreSQL checks its pages itself; what can be wrong is the catalog's shape.
-            Database::Postgres(db) => Ok(db.check_catalog().await?),
+            Database::Postgres(db) => Ok(db.check_catalog(bytes_in_db).await?),
+        }
+    }
+
+    /// Holds off every server's edits until the lock is released: see
+    /// [`sqlite::Database::lock_writes`] and [`postgres::Database::lock_writes`].
+    pub async fn lock_writes(&self) -> Result<WriteLock, StoreError> {
+        match self {
+            Database::Sqlite(db) => {
+                let db = db.clone();
+                Ok(WriteLock::Sqlite(
+                    blocking(move || db.lock_writes()).await??,
+                ))
+            }
+            Database::Postgres(db) => Ok(WriteLock::Postgres(db.clone(), db.lock_writes().await?)),
+        }
+    }
+}
+
+/// Edits held off, on a connection of its own.
+pub enum WriteLock {
+    Sqlite(sqlite::WriteLock),
+    Postgres(Arc<postgres::Database>, postgres::WriteLock),
+}
+
+impl WriteLock {
+    /// Which of `candidates` no catalog entry points to, read under the lock.
+    pub async fn unreferenced(
+        self,
+        candidates: Vec<[u8; 32]>,
+    ) -> Result<(WriteLock, Vec<[u8; 32]>), StoreError> {
+        match self {
+            WriteLock::Postgres(db, lock) => {
+                let found = db.unreferenced(&lock, &candidates).await?;
+                Ok((WriteLock::Postgres(db, lock), found))
+            }
+            WriteLock::Sqlite(lock) => {
+                let (lock, found) = blocking(move || {
+                    let found = lock.unreferenced(&candidates);
+                    (lock, found)
+                })
+                .await?;
+                Ok((WriteLock::Sqlite(lock), found?))
+            }
+        }
+    }
+
+    pub async fn release(self) -> Result<(), StoreError> {
+        match self {
+            WriteLock::Postgres(db, lock) => Ok(db.release(lock).await?),
+            WriteLock::Sqlite(lock) => Ok(blocking(move || lock.release()).await??),
         }
     }
 }

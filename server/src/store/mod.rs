@@ -9,7 +9,8 @@
 //!
 //! * [`Store`]: what the server holds: the catalog, the bytes, the change feed.
 //! * `catalog`: the catalog in memory and the [`catalog::Edit`]s that change it.
-//! * `writer`: a database store's writes, and its byte cache (`cache`).
+//! * `writer`: a database store's writes, and its byte cache (`cache`); `blobs`: picture
+//!   bytes in an S3-compatible object store instead of the database.
 //! * `db`: the database, `sqlite` (one server) or `postgres` (several servers on one
 //!   database), with the SQL they share in `statements`; `follow`: how a server on a shared
 //!   database learns of the others' edits.
@@ -18,6 +19,7 @@
 //! * `upload`: checking an upload; `metadata`: removing EXIF and the like from it.
 //! * `picture`: one picture file, and the rules for names and titles.
 
+mod blobs;
 mod cache;
 pub mod catalog;
 mod db;
@@ -38,7 +40,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::{ArcSwap, Guard};
 use bytes::Bytes;
@@ -47,6 +49,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::DropGuard;
 use tracing::info;
 
+pub use blobs::{BlobError, BlobSettings, BlobsUrl, Credentials};
 use cache::ByteCache;
 pub use catalog::Catalog;
 use catalog::Edit;
@@ -60,11 +63,14 @@ pub use postgres::{PgError, PoolSettings};
 pub use sqlite::DbError;
 pub use transfer::{ExportError, export};
 pub use upload::{UploadError, UploadRules};
-use writer::Writer;
+use writer::{Blobs, Upload, Writer};
 
 /// Change notices kept for subscribers that are slow to take them; one that falls further
 /// behind is told it lost some and reloads the catalog.
 const CHANGE_BACKLOG: usize = 256;
+
+/// Objects `clean-blobs` deletes while edits wait, at most.
+const CLEAN_BATCH: usize = 100;
 
 /// Default for the byte cache of a database store.
 pub const DEFAULT_CACHE_SIZE: u64 = 256 * 1024 * 1024;
@@ -74,6 +80,9 @@ pub const DEFAULT_POOL_SIZE: usize = 16;
 
 /// Default deadline of every call to a PostgreSQL store.
 pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default deadline of every request to an object store (a large picture takes a while).
+pub const DEFAULT_BLOBS_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Which store: `sqlite:PATH` (the default), `postgres://...` (shared by several servers) or
 /// `folder:DIR` (read-only).
@@ -150,6 +159,9 @@ pub struct StoreOptions {
     pub upload: UploadRules,
     /// Connections and deadlines of a PostgreSQL store.
     pub pool: PoolSettings,
+    /// The object store picture bytes go to, instead of the database.
+    pub blobs: Option<BlobsUrl>,
+    pub blob_settings: BlobSettings,
 }
 
 impl Default for StoreOptions {
@@ -160,6 +172,11 @@ impl Default for StoreOptions {
             pool: PoolSettings {
                 size: DEFAULT_POOL_SIZE,
                 timeout: DEFAULT_DB_TIMEOUT,
+            },
+            blobs: None,
+            blob_settings: BlobSettings {
+                timeout: DEFAULT_BLOBS_TIMEOUT,
+                credentials: None,
             },
         }
     }
@@ -180,6 +197,8 @@ pub enum StoreError {
     Database(#[from] DbError),
     #[error(transparent)]
     Postgres(#[from] PgError),
+    #[error(transparent)]
+    Blobs(#[from] BlobError),
     #[error("the bytes of picture {0:?} are missing from the store")]
     MissingBytes(String),
     #[error("a store task failed: {0}")]
@@ -220,6 +239,10 @@ pub enum OpenError {
     Database(#[from] DbError),
     #[error(transparent)]
     Postgres(#[from] PgError),
+    #[error(transparent)]
+    Blobs(#[from] BlobError),
+    #[error("an object store for picture bytes needs a database store (sqlite: or postgres://)")]
+    BlobsWithoutDatabase,
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -314,6 +337,9 @@ impl Store {
         options: &StoreOptions,
     ) -> Result<Store, OpenError> {
         let db = match url {
+            StoreUrl::Folder(_) if options.blobs.is_some() => {
+                return Err(OpenError::BlobsWithoutDatabase);
+            }
             StoreUrl::Folder(dir) => {
                 let dir = dir.clone();
                 let folder = blocking(move || Folder::load(&dir)).await??;
@@ -329,7 +355,11 @@ impl Store {
                 Database::Postgres(Arc::new(postgres::Database::open(url, options.pool).await?))
             }
         };
-        Store::open_database(db, seed, options).await
+        let blobs = match &options.blobs {
+            Some(url) => Blobs::Bucket(blobs::Bucket::open(url, &options.blob_settings).await?),
+            None => Blobs::InDatabase,
+        };
+        Store::open_database(db, blobs, seed, options).await
     }
 
     /// A read-only store of a loaded folder.
@@ -351,6 +381,7 @@ impl Store {
 
     async fn open_database(
         db: Database,
+        blobs: Blobs,
         seed: Option<&Path>,
         options: &StoreOptions,
     ) -> Result<Store, OpenError> {
@@ -372,6 +403,7 @@ impl Store {
                 Some(folder) => unpack(folder),
                 None => (Vec::new(), None),
             };
+            let pictures = blobs.stage(pictures).await?;
             db.import(pictures, not_found, true).await?;
             loaded = db.load().await?;
         }
@@ -391,6 +423,7 @@ impl Store {
         )));
         let writer = Arc::new(Writer::new(
             db,
+            blobs,
             ByteCache::new(options.cache_size),
             published.clone(),
         ));
@@ -480,8 +513,12 @@ impl Store {
         writer.remember(checked.sha256, checked.bytes.clone());
         let (name, title) = (name.to_owned(), title.to_owned());
         let selector = Selector::Name(name.clone());
+        let upload = Upload {
+            sha256: checked.sha256,
+            bytes: checked.bytes.clone(),
+        };
         let stored = writer
-            .write(move |catalog: &Catalog| {
+            .write(Some(upload), move |catalog: &Catalog| {
                 let existing = catalog.index_of_name(&name);
                 if existing.is_some() && !replace {
                     return Err(WriteError::Conflict(name.clone()));
@@ -502,11 +539,10 @@ impl Store {
                     size: checked.bytes.len() as u32,
                     sha256: checked.sha256,
                 };
-                let edit = match existing {
+                Ok(match existing {
                     Some(index) => Edit::Replace(index, info),
                     None => Edit::Append(info),
-                };
-                Ok((edit, Some(checked.bytes.clone())))
+                })
             })
             .await?;
         stored.ok_or(WriteError::NotFound(selector))
@@ -573,11 +609,11 @@ impl Store {
     ) -> Result<Option<Arc<PictureInfo>>, WriteError> {
         let selector = selector.clone();
         self.writer()?
-            .write(move |catalog: &Catalog| {
+            .write(None, move |catalog: &Catalog| {
                 let index = catalog
                     .index_of(&selector)
                     .ok_or_else(|| WriteError::NotFound(selector.clone()))?;
-                Ok((decide(catalog, index)?, None))
+                decide(catalog, index)
             })
             .await
     }
@@ -616,6 +652,38 @@ impl Store {
         }
     }
 
+    /// Deletes the object store's objects that no catalog entry names and that were written
+    /// more than `older_than` ago (an upload puts its object before the catalog names it).
+    /// Edits wait while the catalog is checked and the objects deleted, and an upload makes
+    /// sure its object is there once committed, so no object a picture needs is lost.
+    /// Returns how many objects there were, and how many were deleted.
+    pub async fn clean_blobs(&self, older_than: Duration) -> Result<(usize, usize), OpenError> {
+        let writer = self.writer()?;
+        let Blobs::Bucket(bucket) = &writer.blobs else {
+            return Ok((0, 0));
+        };
+        let objects = bucket.list().await?;
+        let cutoff = SystemTime::now()
+            .checked_sub(older_than)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let candidates: Vec<[u8; 32]> = objects
+            .iter()
+            .filter(|(_, written)| *written <= cutoff)
+            .map(|(sha256, _)| *sha256)
+            .collect();
+        let mut deleted = 0;
+        for batch in candidates.chunks(CLEAN_BATCH) {
+            let lock = writer.db.lock_writes().await?;
+            let (lock, unreferenced) = lock.unreferenced(batch.to_vec()).await?;
+            for sha256 in &unreferenced {
+                bucket.delete(sha256).await?;
+                deleted += 1;
+            }
+            lock.release().await?;
+        }
+        Ok((objects.len(), deleted))
+    }
+
     /// Whether the database finds itself sound ("ok"), or what is wrong: SQLite's
     /// `PRAGMA integrity_check`, PostgreSQL's catalog rows checked.
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
@@ -627,7 +695,8 @@ impl Store {
 }
 
 /// A loaded folder's pictures and not-found picture, as a database imports them.
-fn unpack(folder: Folder) -> (db::Import, Option<(PictureInfo, Bytes)>) {
+#[allow(clippy::type_complexity)]
+fn unpack(folder: Folder) -> (Vec<(PictureInfo, Bytes)>, Option<(PictureInfo, Bytes)>) {
     let pictures = folder
         .pictures
         .into_iter()

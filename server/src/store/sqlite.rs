@@ -203,6 +203,20 @@ impl Database {
         Ok(())
     }
 
+    /// Takes the database's write lock on a connection of its own, so that no edit commits
+    /// until the lock is released (or dropped, which closes the connection and so ends the
+    /// transaction).
+    pub fn lock_writes(&self) -> Result<WriteLock, DbError> {
+        let open_error = |source| DbError::Open {
+            path: self.path.clone(),
+            source,
+        };
+        let conn = Connection::open(&self.path).map_err(open_error)?;
+        configure(&conn).map_err(open_error)?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(WriteLock(conn))
+    }
+
     /// Runs `read` on one of the reading connections.
     fn read<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, DbError> {
         timed("read", || {
@@ -238,8 +252,8 @@ impl Database {
             if found != expected {
                 return Err(DbError::Diverged { found, expected });
             }
-            if let (Some(bytes), Edit::Append(info) | Edit::Replace(_, info)) = (content, edit) {
-                store_content(&tx, info, bytes)?;
+            if let Edit::Append(info) | Edit::Replace(_, info) = edit {
+                store_content(&tx, info, content)?;
             }
             // The content an edit may leave unused: checking just that one keeps a write's cost
             // independent of the catalog's size.
@@ -272,14 +286,14 @@ impl Database {
     /// title, a new one is appended. Marks the database as seeded. Returns the new version.
     pub fn import(
         &self,
-        pictures: &[(PictureInfo, &[u8])],
+        pictures: &[(PictureInfo, Option<&[u8]>)],
         not_found: Option<(&PictureInfo, &[u8])>,
     ) -> Result<u64, DbError> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
         let mut len: u32 = tx.query_row("SELECT count(*) FROM pictures", [], |row| row.get(0))?;
         for (info, bytes) in pictures {
-            store_content(&tx, info, bytes)?;
+            store_content(&tx, info, *bytes)?;
             let existing: Option<i64> = tx
                 .query_row(
                     &for_sqlite(statements::POSITION_OF_NAME),
@@ -300,7 +314,7 @@ impl Database {
             apply_edit(&tx, &edit)?;
         }
         if let Some((info, bytes)) = not_found {
-            store_content(&tx, info, bytes)?;
+            store_content(&tx, info, Some(bytes))?;
             tx.execute(
                 "INSERT OR REPLACE INTO settings (key, value) VALUES ('not_found', ?1)",
                 [&info.sha256[..]],
@@ -329,6 +343,27 @@ impl Database {
         self.writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// See [`Database::lock_writes`].
+pub struct WriteLock(Connection);
+
+impl WriteLock {
+    /// Which of `candidates` no catalog entry (nor the not-found picture) points to.
+    pub fn unreferenced(&self, candidates: &[[u8; 32]]) -> Result<Vec<[u8; 32]>, DbError> {
+        let mut statement = self.0.prepare("SELECT 1 FROM contents WHERE sha256 = ?1")?;
+        let mut unreferenced = Vec::new();
+        for candidate in candidates {
+            if !statement.exists([&candidate[..]])? {
+                unreferenced.push(*candidate);
+            }
+        }
+        Ok(unreferenced)
+    }
+
+    pub fn release(self) -> Result<(), DbError> {
+        Ok(self.0.execute_batch("COMMIT")?)
     }
 }
 
@@ -374,8 +409,16 @@ fn read_bytes(conn: &Connection, sha256: &[u8; 32]) -> rusqlite::Result<Option<V
         .optional()
 }
 
-fn store_content(tx: &Transaction<'_>, info: &PictureInfo, bytes: &[u8]) -> Result<(), DbError> {
-    if run(tx, &statements::insert_content(info))? > 0 {
+/// Records a content, and its bytes when they are kept in the database (`None`: they are in
+/// an object store).
+fn store_content(
+    tx: &Transaction<'_>,
+    info: &PictureInfo,
+    bytes: Option<&[u8]>,
+) -> Result<(), DbError> {
+    if run(tx, &statements::insert_content(info))? > 0
+        && let Some(bytes) = bytes
+    {
         run(tx, &statements::insert_blob(&info.sha256, bytes))?;
     }
     Ok(())

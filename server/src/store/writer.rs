@@ -6,6 +6,10 @@
 //! (see `follow`) and decides again, so that a name taken on another server a moment ago is a
 //! clash here too. Writes on one server take turns; on several, the database's row lock makes
 //! them take turns.
+//!
+//! Picture bytes go into the database with the edit, in the same transaction; or, with an
+//! object store, into the store first (an upload that is then not committed leaves an object
+//! that `clean-blobs` removes).
 
 use std::sync::Arc;
 
@@ -13,6 +17,7 @@ use bytes::Bytes;
 use picture_protocol::PictureInfo;
 use tokio::sync::Mutex;
 
+use super::blobs::Bucket;
 use super::cache::ByteCache;
 use super::catalog::{Catalog, Edit};
 use super::db::{Applied, Database, Import};
@@ -23,8 +28,24 @@ use crate::metrics;
 /// it gives up.
 const MAX_WRITE_ATTEMPTS: usize = 8;
 
+/// Where a database store keeps picture bytes.
+pub enum Blobs {
+    /// In the database, beside the catalog.
+    InDatabase,
+    /// In an S3-compatible object store.
+    Bucket(Bucket),
+}
+
+/// The bytes of an upload, by content.
+#[derive(Clone)]
+pub struct Upload {
+    pub sha256: [u8; 32],
+    pub bytes: Bytes,
+}
+
 pub struct Writer {
     pub(super) db: Database,
+    pub(super) blobs: Blobs,
     pub(super) cache: ByteCache,
     pub(super) published: Arc<Published>,
     /// Held from deciding a write to publishing it, and while catching up, so that the
@@ -33,9 +54,10 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn new(db: Database, cache: ByteCache, published: Arc<Published>) -> Writer {
+    pub fn new(db: Database, blobs: Blobs, cache: ByteCache, published: Arc<Published>) -> Writer {
         Writer {
             db,
+            blobs,
             cache,
             published,
             turn: Mutex::new(()),
@@ -61,39 +83,63 @@ impl Writer {
         // Concurrent misses for one picture read it once: the others wait for it.
         self.cache
             .get_or_read(&info.sha256, async {
-                match self.db.read_bytes(info.sha256).await? {
-                    Some(bytes) => Ok(bytes),
-                    None => Err(StoreError::MissingBytes(info.name.clone())),
-                }
+                let read = match &self.blobs {
+                    Blobs::InDatabase => self.db.read_bytes(info.sha256).await?,
+                    Blobs::Bucket(bucket) => bucket.get(&info.sha256, info.size as usize).await?,
+                };
+                read.ok_or_else(|| StoreError::MissingBytes(info.name.clone()))
             })
             .await
     }
 
-    /// Makes the edit `decide` picks against the current catalog, with the content it needs
-    /// stored, and publishes it. Runs in a task of its own, so that it ends the same way
-    /// whether or not the request that asked for it is still there. Returns the picture
-    /// after the edit (`None` once removed).
+    /// Makes the edit `decide` picks against the current catalog, with the bytes of `upload`
+    /// stored first, and publishes it. Runs in a task of its own, so that it ends the same way
+    /// whether or not the request that asked for it is still there. Returns the picture after
+    /// the edit (`None` once removed).
     pub async fn write(
         self: &Arc<Self>,
-        decide: impl FnMut(&Catalog) -> Result<(Edit, Option<Bytes>), WriteError> + Send + 'static,
+        upload: Option<Upload>,
+        decide: impl FnMut(&Catalog) -> Result<Edit, WriteError> + Send + 'static,
     ) -> Result<Option<Arc<PictureInfo>>, WriteError> {
         let writer = self.clone();
-        tokio::spawn(async move { writer.write_in_turn(decide).await })
-            .await
-            .map_err(StoreError::from)?
+        tokio::spawn(async move {
+            let content = match (&writer.blobs, &upload) {
+                (Blobs::InDatabase, Some(upload)) => Some(upload.bytes.clone()),
+                (Blobs::Bucket(bucket), Some(upload)) => {
+                    bucket
+                        .put(&upload.sha256, upload.bytes.clone())
+                        .await
+                        .map_err(StoreError::from)?;
+                    None
+                }
+                (_, None) => None,
+            };
+            let done = writer.write_in_turn(content, decide).await?;
+            if let (Blobs::Bucket(bucket), Some(upload)) = (&writer.blobs, upload) {
+                // A clean-up that ran between the put and the commit may have taken it.
+                bucket
+                    .ensure(&upload.sha256, upload.bytes)
+                    .await
+                    .map_err(StoreError::from)?;
+            }
+            Ok(done)
+        })
+        .await
+        .map_err(StoreError::from)?
     }
 
     async fn write_in_turn(
         &self,
-        mut decide: impl FnMut(&Catalog) -> Result<(Edit, Option<Bytes>), WriteError>,
+        content: Option<Bytes>,
+        mut decide: impl FnMut(&Catalog) -> Result<Edit, WriteError>,
     ) -> Result<Option<Arc<PictureInfo>>, WriteError> {
         let turn = self.turn.lock().await;
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let before = self.published.catalog.load_full();
-            let (edit, content) = decide(&before)?;
+            let edit = decide(&before)?;
             match self
                 .db
-                .apply(edit.clone(), content, before.version())
+                .apply(edit.clone(), content.clone(), before.version())
                 .await?
             {
                 Applied::Done(version) => return Ok(self.publish(&before, &edit, version)),
@@ -137,22 +183,48 @@ impl Writer {
         Ok(())
     }
 
-    /// Imports pictures into the database, and publishes the catalog that results.
+    /// Imports pictures into the store, and publishes the catalog that results.
     pub async fn import(
         &self,
-        pictures: Import,
+        pictures: Vec<(PictureInfo, Bytes)>,
         not_found: Option<(PictureInfo, Bytes)>,
     ) -> Result<(), StoreError> {
+        let pictures = self.blobs.stage(pictures).await?;
         let _turn = self.turn.lock().await;
         self.db.import(pictures, not_found, false).await?;
         self.reload().await
     }
 
+    /// Whether the database, and the object store if there is one, answer now.
     pub async fn ready(&self) -> Result<(), StoreError> {
-        self.db.ping().await
+        self.db.ping().await?;
+        if let Blobs::Bucket(bucket) = &self.blobs {
+            bucket.ping().await?;
+        }
+        Ok(())
     }
 
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
-        self.db.integrity_check().await
+        let bytes_in_db = matches!(self.blobs, Blobs::InDatabase);
+        self.db.integrity_check(bytes_in_db).await
+    }
+}
+
+impl Blobs {
+    /// Pictures about to be imported, with their bytes for the database, or, with an object
+    /// store, none: those are put in the store now.
+    pub async fn stage(&self, pictures: Vec<(PictureInfo, Bytes)>) -> Result<Import, StoreError> {
+        let Blobs::Bucket(bucket) = self else {
+            return Ok(pictures
+                .into_iter()
+                .map(|(info, bytes)| (info, Some(bytes)))
+                .collect());
+        };
+        let mut staged = Vec::with_capacity(pictures.len());
+        for (info, bytes) in pictures {
+            bucket.put(&info.sha256, bytes).await?;
+            staged.push((info, None));
+        }
+        Ok(staged)
     }
 }

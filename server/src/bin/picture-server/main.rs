@@ -34,8 +34,8 @@ use picture_server::limits::{
 };
 use picture_server::metrics::Exporter;
 use picture_server::store::{
-    DEFAULT_CACHE_SIZE, DEFAULT_POOL_SIZE, MAX_PICTURE_BYTES, PoolSettings, Store, StoreOptions,
-    StoreUrl, UploadRules, export,
+    BlobSettings, BlobsUrl, DEFAULT_CACHE_SIZE, DEFAULT_POOL_SIZE, MAX_PICTURE_BYTES, PoolSettings,
+    Store, StoreOptions, StoreUrl, UploadRules, export,
 };
 use picture_server::tls::ServerCert;
 use picture_server::web::{
@@ -66,6 +66,7 @@ impl Cli {
             Some(
                 Command::Bridge { common, .. }
                 | Command::Import { common, .. }
+                | Command::CleanBlobs { common, .. }
                 | Command::Export { common, .. },
             ) => common,
         }
@@ -119,6 +120,18 @@ enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Delete the objects of the object store (--blobs) that no picture of the catalog needs
+    /// any more: those of replaced and deleted pictures, and of uploads that were never
+    /// committed. Safe while servers run.
+    CleanBlobs {
+        /// Leave objects written less than this many seconds ago.
+        #[arg(long, default_value = "3600", value_parser = args::seconds)]
+        older_than: Duration,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
     /// Write every picture of a store into a folder, with a catalog.toml that `import` reads.
     Export {
         /// Folder to write into (created if missing).
@@ -155,6 +168,14 @@ struct StoreArgs {
     /// each whole operation. A request that needs the database past it answers internal error.
     #[arg(long, env = "PICTURE_DB_TIMEOUT", default_value = "5", value_parser = args::seconds)]
     db_timeout: Duration,
+    /// Keep picture bytes in an S3-compatible object store instead of the database:
+    /// s3://BUCKET?endpoint=URL&region=REGION (credentials from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY).
+    #[arg(long, env = "PICTURE_BLOBS")]
+    blobs: Option<BlobsUrl>,
+    /// Deadline of every request to the object store, in seconds, retries included.
+    #[arg(long, env = "PICTURE_BLOBS_TIMEOUT", default_value = "30", value_parser = args::seconds)]
+    blobs_timeout: Duration,
 }
 
 impl StoreArgs {
@@ -170,6 +191,11 @@ impl StoreArgs {
             pool: PoolSettings {
                 size: self.db_pool_size,
                 timeout: self.db_timeout,
+            },
+            blobs: self.blobs.clone(),
+            blob_settings: BlobSettings {
+                timeout: self.blobs_timeout,
+                credentials: None,
             },
         };
         Ok(Store::open(&url, seed.as_deref(), &options).await?)
@@ -325,7 +351,9 @@ async fn run() -> anyhow::Result<()> {
     let cli = Cli::from_arg_matches(&matches)?;
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            // The object store's client logs each retry; what fails in the end is reported once.
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,object_store=warn".into()),
         )
         .with_writer(std::io::stderr);
     match cli.common().log_format {
@@ -376,6 +404,17 @@ async fn run() -> anyhow::Result<()> {
                 "picture-server: imported {count} pictures from {}",
                 dir.display()
             );
+            return Ok(());
+        }
+        Some(Command::CleanBlobs {
+            older_than, store, ..
+        }) => {
+            anyhow::ensure!(
+                store.blobs.is_some(),
+                "clean-blobs needs --blobs (PICTURE_BLOBS)"
+            );
+            let (objects, deleted) = store.open(None).await?.clean_blobs(older_than).await?;
+            println!("picture-server: {objects} objects, {deleted} no picture needed: deleted");
             return Ok(());
         }
         Some(Command::Export { dir, store, .. }) => {

@@ -27,25 +27,7 @@ impl Database {
     /// Opens a connection of its own and listens on it.
     pub async fn listen(&self) -> Result<Listener, PgError> {
         self.call("listen", async {
-            let (client, mut connection) = self.config.connect(NoTls).await?;
-            // One pending wake-up is enough: whoever takes it reads every change since.
-            let (wake, wakeups) = mpsc::channel(1);
-            tokio::spawn(async move {
-                let mut messages =
-                    futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-                while let Some(message) = messages.next().await {
-                    match message {
-                        Ok(AsyncMessage::Notification(_)) => {
-                            let _ = wake.try_send(());
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            debug!("the listening connection ended: {e}");
-                            break;
-                        }
-                    }
-                }
-            });
+            let (client, wakeups) = self.own_connection().await?;
             client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
             Ok::<_, CallError>(Listener {
                 _client: client,
@@ -53,5 +35,31 @@ impl Database {
             })
         })
         .await
+    }
+
+    /// A connection outside the pool, closed when its client is dropped (which also ends a
+    /// transaction left open on it), and the notices it receives.
+    pub(super) async fn own_connection(
+        &self,
+    ) -> Result<(tokio_postgres::Client, mpsc::Receiver<()>), tokio_postgres::Error> {
+        let (client, mut connection) = self.config.connect(NoTls).await?;
+        // One pending wake-up is enough: whoever takes it reads every change since.
+        let (wake, wakeups) = mpsc::channel(1);
+        tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                match message {
+                    Ok(AsyncMessage::Notification(_)) => {
+                        let _ = wake.try_send(());
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        debug!("a connection of its own ended: {e}");
+                        break;
+                    }
+                }
+            }
+        });
+        Ok((client, wakeups))
     }
 }

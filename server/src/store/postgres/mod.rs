@@ -147,6 +147,9 @@ impl From<deadpool_postgres::PoolError> for CallError {
 
 type Transaction<'a> = deadpool_postgres::Transaction<'a>;
 
+/// See [`Database::lock_writes`].
+pub struct WriteLock(tokio_postgres::Client);
+
 /// The catalog's version, and edits from the change log by version.
 pub type Changes = (u64, Vec<(u64, Option<Edit>)>);
 
@@ -341,8 +344,8 @@ impl Database {
             if found as u64 != expected {
                 return Ok(Applied::Stale);
             }
-            if let (Some(bytes), Edit::Append(info) | Edit::Replace(_, info)) = (content, edit) {
-                store_content(&tx, info, bytes).await?;
+            if let Edit::Append(info) | Edit::Replace(_, info) = edit {
+                store_content(&tx, info, content).await?;
             }
             let replaced: Option<Vec<u8>> = match edit {
                 Edit::Replace(index, _) | Edit::Remove(index) => tx
@@ -380,7 +383,7 @@ impl Database {
     /// servers on this database read the whole catalog again.
     pub async fn import(
         &self,
-        pictures: &[(PictureInfo, Bytes)],
+        pictures: &[(PictureInfo, Option<Bytes>)],
         not_found: Option<(PictureInfo, Bytes)>,
         only_first: bool,
     ) -> Result<bool, PgError> {
@@ -402,7 +405,7 @@ impl Database {
                 .await?
                 .get(0);
             for (info, bytes) in pictures {
-                store_content(&tx, info, bytes).await?;
+                store_content(&tx, info, bytes.as_deref()).await?;
                 let existing: Option<i64> = tx
                     .query_opt(statements::POSITION_OF_NAME, &[&name_key(&info.name)])
                     .await?
@@ -422,7 +425,7 @@ impl Database {
                 }
             }
             if let Some((info, bytes)) = &not_found {
-                store_content(&tx, info, bytes).await?;
+                store_content(&tx, info, Some(&bytes[..])).await?;
                 tx.execute(
                     "UPDATE catalog_state SET not_found = $1",
                     &[&&info.sha256[..]],
@@ -488,8 +491,9 @@ impl Database {
         .await
     }
 
-    /// "ok", or what is wrong with the catalog's rows.
-    pub async fn check_catalog(&self) -> Result<String, PgError> {
+    /// "ok", or what is wrong with the catalog's rows; `bytes_in_db`: whether every content's
+    /// bytes should be in the database too.
+    pub async fn check_catalog(&self, bytes_in_db: bool) -> Result<String, PgError> {
         self.call("read", async {
             let client = self.pool.get().await?;
             let row = client
@@ -506,11 +510,58 @@ impl Database {
                 (row.get(0), row.get(1), row.get(2), row.get(3));
             Ok(if count != distinct || count != last {
                 format!("{count} pictures at {distinct} positions, the last {last}")
-            } else if bytesless > 0 {
+            } else if bytes_in_db && bytesless > 0 {
                 format!("{bytesless} contents without their bytes")
             } else {
                 "ok".to_owned()
             })
+        })
+        .await
+    }
+
+    /// Holds the catalog's version row, on a connection of its own, so that no server commits
+    /// an edit until [`Database::release`] (or until the lock is dropped, which closes the
+    /// connection and so ends the transaction).
+    pub async fn lock_writes(&self) -> Result<WriteLock, PgError> {
+        self.call("lock", async {
+            let (client, _) = self.own_connection().await?;
+            client
+                .batch_execute("BEGIN; SELECT version FROM catalog_state WHERE id = 1 FOR UPDATE")
+                .await?;
+            Ok(WriteLock(client))
+        })
+        .await
+    }
+
+    /// Which of `candidates` no catalog entry (nor the not-found picture) points to.
+    pub async fn unreferenced(
+        &self,
+        lock: &WriteLock,
+        candidates: &[[u8; 32]],
+    ) -> Result<Vec<[u8; 32]>, PgError> {
+        self.call("read", async {
+            let keys: Vec<&[u8]> = candidates.iter().map(|c| &c[..]).collect();
+            let rows = lock
+                .0
+                .query(
+                    "SELECT sha256 FROM contents WHERE sha256 = ANY($1)",
+                    &[&keys],
+                )
+                .await?;
+            let referenced: Vec<Vec<u8>> = rows.iter().map(|row| row.get(0)).collect();
+            Ok(candidates
+                .iter()
+                .filter(|c| !referenced.iter().any(|r| r[..] == c[..]))
+                .copied()
+                .collect())
+        })
+        .await
+    }
+
+    pub async fn release(&self, lock: WriteLock) -> Result<(), PgError> {
+        self.call("lock", async {
+            lock.0.batch_execute("COMMIT").await?;
+            Ok(())
         })
         .await
     }
@@ -567,12 +618,16 @@ fn describe(config: &tokio_postgres::Config) -> String {
     format!("{user}@{host}:{port}/{db}")
 }
 
+/// Records a content, and its bytes when they are kept in the database (`None`: they are in
+/// an object store).
 async fn store_content(
     tx: &Transaction<'_>,
     info: &PictureInfo,
-    bytes: &[u8],
+    bytes: Option<&[u8]>,
 ) -> Result<(), CallError> {
-    if run(tx, &statements::insert_content(info)).await? > 0 {
+    if run(tx, &statements::insert_content(info)).await? > 0
+        && let Some(bytes) = bytes
+    {
         run(tx, &statements::insert_blob(&info.sha256, bytes)).await?;
     }
     Ok(())
