@@ -13,6 +13,7 @@ mod health;
 mod http;
 mod live;
 mod metrics;
+mod migrate;
 mod pg;
 mod robustness;
 mod s3;

@@ -54,7 +54,12 @@ impl PgServer {
 
     /// A URL for the `postgres` database.
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        self.url_of("postgres")
+    }
+
+    /// A URL for another database of the server.
+    pub fn url_of(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
     /// Starts the server again (same folder, same port) after [`PgServer::stop`].
@@ -101,10 +106,24 @@ impl PgServer {
         }
     }
 
-    /// Runs SQL with `psql`, returning what it printed (unaligned, tuples only).
+    /// Runs SQL with `psql` in the `postgres` database, returning what it printed (unaligned,
+    /// tuples only).
     pub fn sql(&self, sql: &str) -> String {
+        self.sql_in("postgres", sql)
+    }
+
+    /// [`PgServer::sql`] in another database.
+    pub fn sql_in(&self, database: &str, sql: &str) -> String {
         let out = Command::new(program("psql"))
-            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", &self.url()])
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &self.url_of(database),
+            ])
             .args(["-c", sql])
             .output()
             .unwrap_or_else(|e| panic!("psql: {e}"));

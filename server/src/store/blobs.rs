@@ -268,21 +268,24 @@ impl Bucket {
     /// Puts `bytes` again unless the object is there (after a commit, in case a clean-up
     /// removed it while the catalog did not yet name it).
     pub async fn ensure(&self, sha256: &[u8; 32], bytes: Bytes) -> Result<(), BlobError> {
-        let key = key(sha256);
-        let there = self
-            .call(async {
-                match self.store.head(&key).await {
-                    Ok(_) => Ok(true),
-                    Err(object_store::Error::NotFound { .. }) => Ok(false),
-                    Err(e) => Err(e),
-                }
-            })
-            .await?;
-        if there {
+        if self.exists(sha256).await? {
             Ok(())
         } else {
             self.put(sha256, bytes).await
         }
+    }
+
+    /// Whether the object of this content is there.
+    pub async fn exists(&self, sha256: &[u8; 32]) -> Result<bool, BlobError> {
+        let key = key(sha256);
+        self.call(async {
+            match self.store.head(&key).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
+        .await
     }
 
     /// Every content's object, with when it was last written.

@@ -107,6 +107,49 @@ impl Database {
         }
     }
 
+    /// Whether the bytes of this content are in the database.
+    pub async fn has_bytes(&self, sha256: [u8; 32]) -> Result<bool, StoreError> {
+        match self {
+            Database::Sqlite(db) => {
+                let db = db.clone();
+                Ok(blocking(move || db.has_bytes(&sha256)).await??)
+            }
+            Database::Postgres(db) => Ok(db.has_bytes(&sha256).await?),
+        }
+    }
+
+    /// Stores a content and its bytes, which no picture points to yet.
+    pub async fn store_bytes(&self, info: PictureInfo, bytes: Bytes) -> Result<(), StoreError> {
+        match self {
+            Database::Sqlite(db) => {
+                let db = db.clone();
+                Ok(blocking(move || db.store_bytes(&info, &bytes)).await??)
+            }
+            Database::Postgres(db) => Ok(db.store_bytes(&info, &bytes).await?),
+        }
+    }
+
+    /// Makes the catalog exactly `pictures` (whose contents are stored already), in one
+    /// transaction.
+    pub async fn replace_catalog(
+        &self,
+        pictures: Vec<PictureInfo>,
+        not_found: (PictureInfo, Bytes),
+    ) -> Result<(), StoreError> {
+        match self {
+            Database::Sqlite(db) => {
+                let db = db.clone();
+                blocking(move || db.replace_catalog(&pictures, (&not_found.0, &not_found.1)))
+                    .await??;
+            }
+            Database::Postgres(db) => {
+                db.replace_catalog(&pictures, (&not_found.0, &not_found.1))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the database answers now.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {

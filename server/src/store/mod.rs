@@ -15,7 +15,7 @@
 //!   database), with the SQL they share in `statements`; `follow`: how a server on a shared
 //!   database learns of the others' edits.
 //! * `folder`: reading a folder of pictures (the `folder:` store, first-start import,
-//!   `import`), and `transfer`: `export`.
+//!   `import`), `transfer`: `export`, and `migrate`: one store copied into another.
 //! * `upload`: checking an upload; `metadata`: removing EXIF and the like from it.
 //! * `picture`: one picture file, and the rules for names and titles.
 
@@ -27,6 +27,7 @@ mod folder;
 mod follow;
 pub(crate) mod manifest;
 mod metadata;
+mod migrate;
 mod picture;
 mod postgres;
 mod sqlite;
@@ -56,6 +57,7 @@ use catalog::Edit;
 use db::Database;
 pub use folder::{Folder, LoadError};
 use manifest::title_from_name;
+pub use migrate::{MigrateError, Migrated, Step, migrate};
 pub use picture::{
     MAX_PICTURE_BYTES, NameError, Picture, PictureError, check_name, check_title, inspect,
 };

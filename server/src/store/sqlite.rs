@@ -330,6 +330,62 @@ impl Database {
         Ok(version)
     }
 
+    /// Whether the bytes of this content are in the database.
+    pub fn has_bytes(&self, sha256: &[u8; 32]) -> Result<bool, DbError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT 1 FROM blobs WHERE sha256 = ?1")?
+                .exists([&sha256[..]])
+        })
+    }
+
+    /// Stores a content and its bytes (no picture points to it yet), unless it is there.
+    pub fn store_bytes(&self, info: &PictureInfo, bytes: &[u8]) -> Result<(), DbError> {
+        timed("write", || {
+            let mut conn = self.writer();
+            let tx = conn.transaction()?;
+            store_content(&tx, info, Some(bytes))?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Makes the catalog exactly `pictures`, in this order, and the not-found picture
+    /// `not_found`, in one transaction. Every picture's content must be stored already, its
+    /// bytes in the database or in the object store.
+    pub fn replace_catalog(
+        &self,
+        pictures: &[PictureInfo],
+        not_found: (&PictureInfo, &[u8]),
+    ) -> Result<u64, DbError> {
+        timed("write", || {
+            let mut conn = self.writer();
+            let tx = conn.transaction()?;
+            tx.execute("DELETE FROM pictures", [])?;
+            for (index, info) in pictures.iter().enumerate() {
+                store_content(&tx, info, None)?;
+                let numbered = PictureInfo {
+                    number: index as u32 + 1,
+                    ..info.clone()
+                };
+                apply_edit(&tx, &Edit::Append(numbered))?;
+            }
+            let (info, bytes) = not_found;
+            store_content(&tx, info, Some(bytes))?;
+            tx.execute(
+                "INSERT OR REPLACE INTO settings (key, value) VALUES ('not_found', ?1)",
+                [&info.sha256[..]],
+            )?;
+            tx.execute(
+                "INSERT OR REPLACE INTO settings (key, value) VALUES ('seeded', 1)",
+                [],
+            )?;
+            remove_unused_contents(&tx)?;
+            let version = bump_version(&tx)?;
+            tx.commit()?;
+            Ok(version)
+        })
+    }
+
     /// `PRAGMA integrity_check`: "ok", or what is wrong.
     pub fn integrity_check(&self) -> Result<String, DbError> {
         Ok(self

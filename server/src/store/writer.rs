@@ -81,15 +81,43 @@ impl Writer {
             return Ok(bytes);
         }
         // Concurrent misses for one picture read it once: the others wait for it.
-        self.cache
-            .get_or_read(&info.sha256, async {
-                let read = match &self.blobs {
-                    Blobs::InDatabase => self.db.read_bytes(info.sha256).await?,
-                    Blobs::Bucket(bucket) => bucket.get(&info.sha256, info.size as usize).await?,
-                };
-                read.ok_or_else(|| StoreError::MissingBytes(info.name.clone()))
-            })
-            .await
+        self.cache.get_or_read(&info.sha256, self.fetch(info)).await
+    }
+
+    /// The bytes of a picture from where they are stored, past the cache.
+    pub async fn fetch(&self, info: &PictureInfo) -> Result<Bytes, StoreError> {
+        let read = match &self.blobs {
+            Blobs::InDatabase => self.db.read_bytes(info.sha256).await?,
+            Blobs::Bucket(bucket) => bucket.get(&info.sha256, info.size as usize).await?,
+        };
+        read.ok_or_else(|| StoreError::MissingBytes(info.name.clone()))
+    }
+
+    /// Whether the bytes of this picture's content are stored.
+    pub async fn holds(&self, info: &PictureInfo) -> Result<bool, StoreError> {
+        Ok(match &self.blobs {
+            Blobs::InDatabase => self.db.has_bytes(info.sha256).await?,
+            Blobs::Bucket(bucket) => bucket.exists(&info.sha256).await?,
+        })
+    }
+
+    /// Stores the bytes of a content that no picture points to yet.
+    pub async fn store_bytes(&self, info: &PictureInfo, bytes: Bytes) -> Result<(), StoreError> {
+        match &self.blobs {
+            Blobs::InDatabase => self.db.store_bytes(info.clone(), bytes).await,
+            Blobs::Bucket(bucket) => Ok(bucket.put(&info.sha256, bytes).await?),
+        }
+    }
+
+    /// Makes the catalog exactly `pictures` (whose bytes are stored already), and publishes it.
+    pub async fn replace_catalog(
+        &self,
+        pictures: Vec<PictureInfo>,
+        not_found: (PictureInfo, Bytes),
+    ) -> Result<(), StoreError> {
+        let _turn = self.turn.lock().await;
+        self.db.replace_catalog(pictures, not_found).await?;
+        self.reload().await
     }
 
     /// Makes the edit `decide` picks against the current catalog, with the bytes of `upload`

@@ -35,7 +35,7 @@ use picture_server::limits::{
 use picture_server::metrics::Exporter;
 use picture_server::store::{
     BlobSettings, BlobsUrl, DEFAULT_CACHE_SIZE, DEFAULT_POOL_SIZE, MAX_PICTURE_BYTES, PoolSettings,
-    Store, StoreOptions, StoreUrl, UploadRules, export,
+    Step, Store, StoreOptions, StoreUrl, UploadRules, export, migrate,
 };
 use picture_server::tls::ServerCert;
 use picture_server::web::{
@@ -67,6 +67,7 @@ impl Cli {
                 Command::Bridge { common, .. }
                 | Command::Import { common, .. }
                 | Command::CleanBlobs { common, .. }
+                | Command::Migrate { common, .. }
                 | Command::Export { common, .. },
             ) => common,
         }
@@ -129,6 +130,26 @@ enum Command {
         older_than: Duration,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Copy every picture and the catalog (order, titles, names) of one store into another:
+    /// folder, SQLite or PostgreSQL, with or without an object store. Every copy is read back
+    /// and its SHA-256 checked; stopped, it goes on where it was when run again; run again,
+    /// it copies nothing. The destination's catalog changes in one step, at the end.
+    Migrate {
+        /// The store to copy from (sqlite:PATH, postgres://..., folder:DIR).
+        #[arg(long)]
+        from: StoreUrl,
+        /// The object store the source keeps its picture bytes in, if any.
+        #[arg(long)]
+        from_blobs: Option<BlobsUrl>,
+        /// The store to copy into (sqlite:PATH or postgres://...; made if new, never seeded).
+        #[arg(long)]
+        to: StoreUrl,
+        /// The object store the destination is to keep its picture bytes in, if any.
+        #[arg(long)]
+        to_blobs: Option<BlobsUrl>,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -417,6 +438,16 @@ async fn run() -> anyhow::Result<()> {
             println!("picture-server: {objects} objects, {deleted} no picture needed: deleted");
             return Ok(());
         }
+        Some(Command::Migrate {
+            from,
+            from_blobs,
+            to,
+            to_blobs,
+            ..
+        }) => {
+            migrate_stores((&from, from_blobs), (&to, to_blobs)).await?;
+            return Ok(());
+        }
         Some(Command::Export { dir, store, .. }) => {
             if let StoreUrl::Sqlite(path) = &store.store {
                 anyhow::ensure!(path.is_file(), "there is no database at {}", path.display());
@@ -439,6 +470,53 @@ async fn run() -> anyhow::Result<()> {
         task.await?;
     }
     println!("picture-server: stopped");
+    Ok(())
+}
+
+/// `picture-server migrate`, with a progress bar on a terminal.
+async fn migrate_stores(
+    from: (&StoreUrl, Option<BlobsUrl>),
+    to: (&StoreUrl, Option<BlobsUrl>),
+) -> anyhow::Result<()> {
+    // Every picture is read once: a cache would only hold on to memory.
+    let options = |blobs| StoreOptions {
+        cache_size: 0,
+        blobs,
+        ..StoreOptions::default()
+    };
+    let source = Store::open(from.0, None, &options(from.1))
+        .await
+        .with_context(|| format!("opening {}", from.0))?;
+    let destination = Store::open(to.0, None, &options(to.1))
+        .await
+        .with_context(|| format!("opening {}", to.0))?;
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} of pictures, {eta} left",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let done = migrate(&source, &destination, |step| match step {
+        Step::Start { bytes, .. } => bar.set_length(bytes),
+        Step::Done { bytes } => bar.inc(bytes),
+    })
+    .await;
+    bar.finish_and_clear();
+    let done = done.with_context(|| format!("migrating {} to {}", from.0, to.0))?;
+    println!(
+        "picture-server: {} pictures from {} in {}: {} copied ({} bytes, every one read back \
+         and checked), the rest there already; catalog {}",
+        done.pictures,
+        from.0,
+        to.0,
+        done.copied,
+        done.copied_bytes,
+        if done.catalog_changed {
+            "written"
+        } else {
+            "unchanged"
+        }
+    );
     Ok(())
 }
 

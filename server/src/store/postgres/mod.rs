@@ -434,15 +434,77 @@ impl Database {
             }
             tx.execute("UPDATE catalog_state SET seeded = true", &[])
                 .await?;
-            tx.execute(
-                "DELETE FROM contents WHERE sha256 NOT IN (SELECT sha256 FROM pictures)
-                 AND sha256 IS DISTINCT FROM (SELECT not_found FROM catalog_state)",
-                &[],
-            )
-            .await?;
+            remove_unused_contents(&tx).await?;
             bump_version(&tx).await?;
             tx.commit().await?;
             Ok(true)
+        })
+        .await
+    }
+
+    /// Whether the bytes of this content are in the database.
+    pub async fn has_bytes(&self, sha256: &[u8; 32]) -> Result<bool, PgError> {
+        self.call("read", async {
+            let client = self.pool.get().await?;
+            let row = client
+                .query_opt("SELECT 1 FROM blobs WHERE sha256 = $1", &[&&sha256[..]])
+                .await?;
+            Ok(row.is_some())
+        })
+        .await
+    }
+
+    /// Stores a content and its bytes (no picture points to it yet), unless it is there.
+    pub async fn store_bytes(&self, info: &PictureInfo, bytes: &[u8]) -> Result<(), PgError> {
+        self.call("write", async {
+            let mut client = self.pool.get().await?;
+            let tx = client.transaction().await?;
+            store_content(&tx, info, Some(bytes)).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Makes the catalog exactly `pictures`, in this order, and the not-found picture
+    /// `not_found`, in one transaction. Every picture's content must be stored already, its
+    /// bytes in the database or in the object store. Leaves no change-log row: the servers on
+    /// this database read the whole catalog again.
+    pub async fn replace_catalog(
+        &self,
+        pictures: &[PictureInfo],
+        not_found: (&PictureInfo, &[u8]),
+    ) -> Result<u64, PgError> {
+        self.call("write", async {
+            let mut client = self.pool.get().await?;
+            let tx = client.transaction().await?;
+            tx.query_one(
+                "SELECT version FROM catalog_state WHERE id = 1 FOR UPDATE",
+                &[],
+            )
+            .await?;
+            tx.execute("DELETE FROM pictures", &[]).await?;
+            for (index, info) in pictures.iter().enumerate() {
+                store_content(&tx, info, None).await?;
+                let numbered = PictureInfo {
+                    number: int(index as i64 + 1)?,
+                    ..info.clone()
+                };
+                for statement in statements::edit_statements(&Edit::Append(numbered)) {
+                    run(&tx, &statement).await?;
+                }
+            }
+            let (info, bytes) = not_found;
+            store_content(&tx, info, Some(bytes)).await?;
+            tx.execute(
+                "UPDATE catalog_state SET not_found = $1, seeded = true",
+                &[&&info.sha256[..]],
+            )
+            .await?;
+            remove_unused_contents(&tx).await?;
+            let version = bump_version(&tx).await?;
+            tx.commit().await?;
+            Ok(version as u64)
         })
         .await
     }
@@ -630,6 +692,17 @@ async fn store_content(
     {
         run(tx, &statements::insert_blob(&info.sha256, bytes)).await?;
     }
+    Ok(())
+}
+
+/// Content no picture points to any more (nor the not-found picture) goes, with its bytes.
+async fn remove_unused_contents(tx: &Transaction<'_>) -> Result<(), CallError> {
+    tx.execute(
+        "DELETE FROM contents WHERE sha256 NOT IN (SELECT sha256 FROM pictures)
+         AND sha256 IS DISTINCT FROM (SELECT not_found FROM catalog_state)",
+        &[],
+    )
+    .await?;
     Ok(())
 }
 
