@@ -9,6 +9,7 @@
 //! * `framed`, `bare`, `upload`: one task's load in each mode; `page` adds the reference of
 //!   a PAGE run, which runs as `framed` does. `idle`: `--idle`.
 //! * `variants`: JPEGs that differ in their pixels, so that no upload is deduplicated.
+//! * `watch`: `--watch`, the time from an upload's answer to its notice on another server.
 //! * `tally`: what a task counted. `report`: the table and the JSON line.
 
 #![forbid(unsafe_code)]
@@ -25,6 +26,7 @@ mod stream;
 mod tally;
 mod upload;
 mod variants;
+mod watch;
 mod ws;
 mod ws_frame;
 
@@ -112,6 +114,11 @@ struct Args {
     /// Upload mode: connection N uploads as PREFIX-N, replacing it each time.
     #[arg(long, value_name = "PREFIX", default_value = "bench-upload")]
     name: String,
+    /// Upload mode, with one connection: also WATCH this server (tcp://HOST:PORT, another
+    /// server on the same store) and measure, for every upload, the time from its answer to
+    /// the change notice on it.
+    #[arg(long, value_name = "SERVER")]
+    watch: Option<String>,
     /// WebSocket subprotocol to ask for (websockify wants "binary" for raw bytes).
     #[arg(long, value_name = "NAME")]
     ws_protocol: Option<String>,
@@ -179,6 +186,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
     if args.mode == Mode::Upload && matches!(target, Target::Ws { .. }) {
         bail!("upload mode needs a tcp:// server");
     }
+    if args.watch.is_some() && (args.mode != Mode::Upload || args.connections != 1) {
+        bail!("--watch goes with --mode upload and --connections 1");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -234,13 +244,19 @@ async fn load(args: &Args, target: Target) -> anyhow::Result<()> {
         Mode::Bare | Mode::Upload => 1,
     };
     let mut page = None;
+    let mut watching = None;
     let work = match args.mode {
         Mode::Upload => {
             let (Some(file), Some(token)) = (&args.file, &args.token) else {
                 bail!("upload mode needs --file and --token");
             };
-            let (job, reference) =
+            let (mut job, reference) =
                 upload::prepare(target, token, file, &args.name, connections).await?;
+            if let Some(server) = &args.watch {
+                let watched = Target::parse(server, args.ca_cert.as_deref())?;
+                watching = Some(watch::Watch::start(&watched).await?);
+                job.answers = Some(Arc::default());
+            }
             Work::Upload(Arc::new(job), reference)
         }
         mode => {
@@ -347,6 +363,17 @@ async fn load(args: &Args, target: Target) -> anyhow::Result<()> {
         total.merge(tally.context("a load task failed")?)?;
     }
 
+    let propagation = match (watching, &work) {
+        (Some(watch), Work::Upload(job, _)) => {
+            let answers = job
+                .answers
+                .as_ref()
+                .and_then(|noted| noted.lock().ok().map(|a| a.clone()))
+                .unwrap_or_default();
+            Some(watch.finish(&answers, Duration::from_secs(5)).await?)
+        }
+        _ => None,
+    };
     let measured = match length {
         Length::Time(duration) => duration,
         Length::Requests(_) => total.last_answer.map_or(Duration::ZERO, |last| {
@@ -364,6 +391,7 @@ async fn load(args: &Args, target: Target) -> anyhow::Result<()> {
         warmup: args.warmup,
         measured,
         tally: &total,
+        propagation: propagation.as_ref(),
     };
     let mut out = std::io::stdout().lock();
     run.print_table(&mut out)?;

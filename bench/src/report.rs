@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::page;
 use crate::reference::{Reference, Source};
 use crate::tally::Tally;
+use crate::watch::Propagation;
 
 /// Bytes in a megabyte, as throughput is reported (decimal, like network rates).
 const MB: f64 = 1e6;
@@ -27,6 +28,8 @@ pub struct Run<'a> {
     /// The measured phase: as asked in a timed run, until the last answer with a count.
     pub measured: Duration,
     pub tally: &'a Tally,
+    /// With `--watch`: how long uploads took to be announced on the watched server.
+    pub propagation: Option<&'a Propagation>,
 }
 
 #[derive(Serialize)]
@@ -51,6 +54,18 @@ struct Json<'a> {
     latency_us: Latency,
     reference: &'a str,
     first_error: Option<&'a str>,
+    /// With `--watch`: microseconds from an upload's answer to its notice on the other server.
+    propagation_us: Option<PropagationJson>,
+}
+
+#[derive(Serialize)]
+struct PropagationJson {
+    uploads: u64,
+    missing: u64,
+    early: u64,
+    p50: u64,
+    p99: u64,
+    max: u64,
 }
 
 #[derive(Serialize)]
@@ -160,6 +175,21 @@ impl Run<'_> {
         ] {
             writeln!(out, "{what:<14}{:.3} ms", micros as f64 / 1000.0)?;
         }
+        if let Some(p) = self.propagation {
+            let ms = |micros: u64| micros as f64 / 1000.0;
+            writeln!(
+                out,
+                "{:<14}p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms from each answer to its notice on \
+                 the watched server ({} uploads, {} notices missing, {} before the answer)",
+                "propagation",
+                ms(p.delay.value_at_quantile(0.5)),
+                ms(p.delay.value_at_quantile(0.99)),
+                ms(p.delay.max()),
+                p.uploads,
+                p.missing,
+                p.early
+            )?;
+        }
         if let Some(error) = &t.first_error {
             writeln!(out, "{:<14}{error}", "first error")?;
         }
@@ -186,6 +216,14 @@ impl Run<'_> {
             latency_us: self.latency(),
             reference: self.reference.source.name(),
             first_error: self.tally.first_error.as_deref(),
+            propagation_us: self.propagation.map(|p| PropagationJson {
+                uploads: p.uploads,
+                missing: p.missing,
+                early: p.early,
+                p50: p.delay.value_at_quantile(0.5),
+                p99: p.delay.value_at_quantile(0.99),
+                max: p.delay.max(),
+            }),
         })
     }
 }

@@ -34,6 +34,7 @@ use crate::reference::{Reference, Source};
 use crate::stream::Target;
 use crate::tally::Tally;
 use crate::variants::{self, Jpeg};
+use crate::watch::{self, Answered, Answers};
 
 /// How long to look for the server's answer after it stopped reading an upload.
 const REFUSAL_WAIT: Duration = Duration::from_secs(1);
@@ -59,6 +60,8 @@ pub struct Job {
     token: Vec<u8>,
     /// For each connection: its name, and the two variants it alternates between.
     slots: Vec<(String, [Content; 2])>,
+    /// With `--watch`: where every answer is noted.
+    pub answers: Option<Answers>,
 }
 
 /// Reads the file, uploads it once as it is and reads back what the server stored, and makes
@@ -131,6 +134,7 @@ pub async fn prepare(
         target,
         token,
         slots,
+        answers: None,
     };
     Ok((job, reference))
 }
@@ -331,9 +335,21 @@ impl Worker {
         let matches = stored.name == *name
             && stored.size as usize == content.bytes.len()
             && stored.sha256 == content.sha256;
-        if measured && self.plan.in_window(at) {
+        let measured = measured && self.plan.in_window(at);
+        if measured {
             self.tally
                 .answer(at - sent, content.bytes.len(), matches, at);
+        }
+        if let Some(answers) = &self.job.answers {
+            let sha256 = content.sha256;
+            watch::note(
+                answers,
+                Answered {
+                    sha256,
+                    at,
+                    measured,
+                },
+            );
         }
         // The next upload brings the other variant: never the content this one stored.
         self.turn ^= 1;

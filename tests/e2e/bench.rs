@@ -545,3 +545,28 @@ async fn framed_over_tls_and_wss() {
         assert_eq!(report["transport"], transport);
     }
 }
+
+#[tokio::test]
+async fn every_upload_is_matched_with_its_notice_on_a_watched_server() {
+    let pg = crate::pg::PgServer::start();
+    let a = crate::shared::on_postgres(&pg).await;
+    let b = crate::shared::on_postgres(&pg).await;
+    let file = asset_path("thumbnail").display().to_string();
+    let watched = format!("tcp://{}", b.addr);
+    let mut args = upload_args(&file, "1", "30");
+    args.extend(["--watch", &watched]);
+    let report = bench(&format!("tcp://{}", a.addr), &args).await;
+    assert_clean(&report, 30);
+    let propagation = &report["propagation_us"];
+    assert_eq!(propagation["uploads"], 30, "{report}");
+    assert_eq!(propagation["missing"], 0, "{report}");
+    assert!(propagation["max"].as_u64() >= propagation["p50"].as_u64());
+
+    // Watching a server that never hears of the uploads: every notice is missing.
+    let elsewhere = TestServer::start().await;
+    let unrelated = format!("tcp://{}", elsewhere.addr);
+    let mut args = upload_args(&file, "1", "5");
+    args.extend(["--watch", &unrelated]);
+    let report = bench(&format!("tcp://{}", a.addr), &args).await;
+    assert_eq!(report["propagation_us"]["missing"], 5, "{report}");
+}
