@@ -11,8 +11,9 @@
 //!   vectored writes, so picture bytes are never copied.
 //! * [`answer`]: what each request gets, whatever way it came in: the [`answer::Service`]
 //!   that applies the write policy of [`access`] to the [`store`].
-//! * [`store`]: the catalog and the picture bytes (SQLite database or read-only folder), the
-//!   checks uploads pass, and the feed of changes.
+//! * [`store`]: the catalog and the picture bytes (a SQLite or PostgreSQL database, the bytes
+//!   there or in an S3-compatible object store; or a read-only folder), the checks uploads
+//!   pass, the feed of changes, and keeping servers that share a database in step.
 //! * [`metrics`]: the numbers `/metrics` shows, recorded where they happen.
 //! * [`limits`]: every bound a client is held to; `per_ip`: the caps per client address;
 //!   `refusals`: warnings about refused clients, at most one line per interval.

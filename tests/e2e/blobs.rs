@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use picture_protocol::{Selector, Status};
 use picture_server::Limits;
-use picture_server::store::{BlobSettings, BlobsUrl, StoreOptions, StoreUrl};
+use picture_server::store::{BlobSettings, BlobsUrl, Store, StoreOptions, StoreUrl};
 
 use crate::common::*;
 use crate::pg::PgServer;
@@ -136,12 +136,82 @@ async fn clean_blobs_deletes_only_what_no_picture_needs() {
     for name in manifest_names() {
         assert!(call(restarted.addr, by_name(&name)).await.body == asset_bytes(&name));
     }
-    // An upload of bytes whose object was cleaned away puts it again.
+    // Bytes whose object was cleaned away can be uploaded again.
     within(client.put("again", "", false, &first, |_, _| {}))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let again = on_sqlite(&dir.path().join("pictures.db"), &blobs).await;
     assert!(call(again.addr, by_name("again")).await.body == first);
+}
+
+#[tokio::test]
+async fn cleaning_refuses_a_store_that_is_missing_or_empty() {
+    let s3 = S3Server::start().await;
+    let blobs = s3.bucket("guarded").await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = dir.path().join("pictures.db");
+    drop(on_sqlite(&db, &blobs).await);
+    let clean = |store: String| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
+            .args(["clean-blobs", "--older-than", "0.001", "--store", &store])
+            .args(["--blobs", &blobs.to_string()])
+            .env("AWS_ACCESS_KEY_ID", crate::s3::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", crate::s3::SECRET_KEY)
+            .output()
+    };
+    // A mistyped database path is not made (and then taken for a store without pictures).
+    let typo = dir.path().join("pictrues.db");
+    let out = within(clean(format!("sqlite:{}", typo.display())))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("there is no database"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!typo.exists());
+    // A store without pictures would have every object deleted: refused.
+    let empty = dir.path().join("empty.db");
+    let store = Store::open(&StoreUrl::Sqlite(empty.clone()), None, &options(&blobs))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(store);
+    let out = within(clean(format!("sqlite:{}", empty.display())))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("catalog is empty"),
+        "{}",
+        text(&out.stderr)
+    );
+    // On the real store, with every object needed, nothing goes.
+    let out = within(clean(format!("sqlite:{}", db.display())))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(", 0 no picture needed"),
+        "{}",
+        text(&out.stdout)
+    );
+    let server = on_sqlite(&db, &blobs).await;
+    for name in manifest_names() {
+        assert!(call(server.addr, by_name(&name)).await.body == asset_bytes(&name));
+    }
+}
+
+#[tokio::test]
+async fn a_bucket_that_does_not_exist_is_refused_at_start() {
+    let s3 = S3Server::start().await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let url = StoreUrl::Sqlite(dir.path().join("p.db"));
+    let error = Store::open(&url, None, &options(&s3.url("no-such-bucket")))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("a store on a missing bucket opened"));
+    assert!(error.to_string().contains("s3://no-such-bucket"), "{error}");
 }
 
 #[tokio::test]

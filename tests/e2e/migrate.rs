@@ -144,6 +144,37 @@ async fn a_migration_that_stopped_goes_on_with_what_is_missing() {
 }
 
 #[tokio::test]
+async fn a_source_that_does_not_exist_is_refused_and_not_made() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (missing, to) = (dir.path().join("typo.db"), dir.path().join("to.db"));
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
+        .args(["migrate", "--from", &sqlite(&missing), "--to", &sqlite(&to)])
+        .output();
+    let out = within(out).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("there is no database"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!missing.exists());
+    // An empty folder is no source either: it would empty the destination.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap_or_else(|e| panic!("{e}"));
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
+        .args(["migrate", "--from", &format!("folder:{}", empty.display())])
+        .args(["--to", &sqlite(&to)])
+        .output();
+    let out = within(out).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no pictures"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test]
 async fn a_folder_is_not_a_destination() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))

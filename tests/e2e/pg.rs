@@ -79,6 +79,14 @@ impl PgServer {
         self.child = Some(child);
         let deadline = Instant::now() + PATIENCE;
         loop {
+            if let Some(child) = &mut self.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "postgres exited at start ({status}): is port {} taken?",
+                    self.port
+                );
+            }
             let ready = Command::new(program("pg_isready"))
                 .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
                 .status()

@@ -95,6 +95,11 @@ impl S3Server {
         self.child = Some(child);
         let deadline = Instant::now() + PATIENCE;
         while http(self.s3_port, "GET", "/healthz").await != 200 {
+            if let Some(child) = &mut self.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("SeaweedFS exited at start ({status})");
+            }
             assert!(Instant::now() < deadline, "SeaweedFS did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

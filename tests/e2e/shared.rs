@@ -172,6 +172,39 @@ async fn the_same_name_uploaded_through_two_servers_at_once_is_stored_once() {
 }
 
 #[tokio::test]
+async fn an_import_into_the_shared_database_reaches_every_server() {
+    let pg = PgServer::start();
+    let a = on_postgres(&pg).await;
+    let mut watching_a = Watcher::start(&a).await;
+    // `picture-server import` from elsewhere: it leaves no change-log entry to follow, so the
+    // servers read the whole catalog again and tell their watchers to reload.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("extra.png"), png(7, 7)).unwrap_or_else(|e| panic!("{e}"));
+    let url: StoreUrl = pg.url().parse().unwrap_or_else(|e| panic!("{e}"));
+    let other = picture_server::store::Store::open(&url, None, &StoreOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    other
+        .import(dir.path())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let notice = within(watching_a.next()).await;
+    assert_eq!(notice.kind, ChangeKind::Lost);
+    assert_eq!(notice.version, other.catalog().version());
+    assert!(call(a.addr, by_name("extra")).await.body == png(7, 7));
+    assert_eq!(catalog(a.addr).await.len(), manifest_names().len() + 1);
+    // And the servers' next edits follow on from it.
+    within(
+        authorized(a.addr)
+            .await
+            .delete(Selector::Name("extra".into())),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(within(watching_a.next()).await.kind, ChangeKind::Removed);
+}
+
+#[tokio::test]
 async fn a_database_that_goes_away_and_comes_back() {
     let mut pg = PgServer::start();
     let a = on_postgres(&pg).await;

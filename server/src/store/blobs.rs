@@ -132,7 +132,7 @@ pub enum BlobError {
     Damaged {
         target: String,
         key: String,
-        found: usize,
+        found: u64,
         expected: usize,
     },
 }
@@ -201,10 +201,13 @@ impl Bucket {
         }
     }
 
-    /// Whether the store answers, with this bucket and these credentials: an object that is
-    /// not there is "not found", anything else is not a working store.
+    /// Whether the store answers, with this bucket and these credentials: listing (the first
+    /// page of) the bucket's objects fails when it does not, or when there is no such bucket.
     pub async fn ping(&self) -> Result<(), BlobError> {
-        self.get(&[0; 32], 0).await.map(drop)
+        let prefix = Path::from(PREFIX);
+        self.call(self.store.list_with_delimiter(Some(&prefix)))
+            .await
+            .map(drop)
     }
 
     /// The bytes of one content, `None` if there is no such object; an object of another
@@ -214,21 +217,20 @@ impl Bucket {
         let read = self
             .call(async {
                 match self.store.get(&key).await {
-                    Ok(object) => object.bytes().await.map(Some),
-                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    // Not read at all when it is not the size stored.
+                    Ok(object) if object.meta.size != size as u64 => Ok(Err(object.meta.size)),
+                    Ok(object) => object.bytes().await.map(|bytes| Ok(Some(bytes))),
+                    Err(object_store::Error::NotFound { .. }) => Ok(Ok(None)),
                     Err(e) => Err(e),
                 }
             })
             .await?;
-        match read {
-            Some(bytes) if bytes.len() != size && size != 0 => Err(BlobError::Damaged {
-                target: self.target.clone(),
-                key: key.to_string(),
-                found: bytes.len(),
-                expected: size,
-            }),
-            other => Ok(other),
-        }
+        read.map_err(|found| BlobError::Damaged {
+            target: self.target.clone(),
+            key: key.to_string(),
+            found,
+            expected: size,
+        })
     }
 
     /// Stores one content: in one request, or in parts of [`PART_SIZE`] when larger (an
@@ -277,11 +279,16 @@ impl Bucket {
 
     /// Whether the object of this content is there.
     pub async fn exists(&self, sha256: &[u8; 32]) -> Result<bool, BlobError> {
+        Ok(self.written(sha256).await?.is_some())
+    }
+
+    /// When the object of this content was last written, if it is there.
+    pub async fn written(&self, sha256: &[u8; 32]) -> Result<Option<SystemTime>, BlobError> {
         let key = key(sha256);
         self.call(async {
             match self.store.head(&key).await {
-                Ok(_) => Ok(true),
-                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Ok(meta) => Ok(Some(meta.last_modified.into())),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
                 Err(e) => Err(e),
             }
         })
@@ -318,7 +325,8 @@ impl Bucket {
     ) -> Result<T, BlobError> {
         // The client's own timeout bounds each attempt; this bounds them all, with room for
         // the client's timeout to say what happened first.
-        match tokio::time::timeout(self.timeout * (RETRIES as u32 + 2), request).await {
+        let deadline = self.timeout * (RETRIES as u32 + 2);
+        match tokio::time::timeout(deadline, request).await {
             Ok(Ok(done)) => Ok(done),
             Ok(Err(source)) => Err(BlobError::Store {
                 target: self.target.clone(),
@@ -326,7 +334,7 @@ impl Bucket {
             }),
             Err(_) => Err(BlobError::Timeout {
                 target: self.target.clone(),
-                timeout: self.timeout,
+                timeout: deadline,
             }),
         }
     }

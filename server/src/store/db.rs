@@ -34,8 +34,8 @@ pub enum Database {
 pub enum Applied {
     /// Committed; the catalog's new version.
     Done(u64),
-    /// Not made: another server changed the catalog since the version the edit was checked
-    /// against. Catch up and decide again.
+    /// Not made: another server (or process) changed the catalog since the version the edit
+    /// was checked against. Catch up and decide again.
     Stale,
 }
 
@@ -72,9 +72,7 @@ impl Database {
         match self {
             Database::Sqlite(db) => {
                 let db = db.clone();
-                let version =
-                    blocking(move || db.apply(&edit, content.as_deref(), expected)).await??;
-                Ok(Applied::Done(version))
+                Ok(blocking(move || db.apply(&edit, content.as_deref(), expected)).await??)
             }
             Database::Postgres(db) => Ok(db.apply(&edit, content.as_deref(), expected).await?),
         }
@@ -118,14 +116,19 @@ impl Database {
         }
     }
 
-    /// Stores a content and its bytes, which no picture points to yet.
-    pub async fn store_bytes(&self, info: PictureInfo, bytes: Bytes) -> Result<(), StoreError> {
+    /// Records a content that no picture points to yet, with its bytes if they are kept in
+    /// the database.
+    pub async fn store_bytes(
+        &self,
+        info: PictureInfo,
+        bytes: Option<Bytes>,
+    ) -> Result<(), StoreError> {
         match self {
             Database::Sqlite(db) => {
                 let db = db.clone();
-                Ok(blocking(move || db.store_bytes(&info, &bytes)).await??)
+                Ok(blocking(move || db.store_bytes(&info, bytes.as_deref())).await??)
             }
-            Database::Postgres(db) => Ok(db.store_bytes(&info, &bytes).await?),
+            Database::Postgres(db) => Ok(db.store_bytes(&info, bytes.as_deref()).await?),
         }
     }
 

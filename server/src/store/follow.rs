@@ -76,7 +76,8 @@ async fn follow(writer: Arc<Writer>, stop: CancellationToken) {
 }
 
 impl Writer {
-    async fn catch_up_in_turn(&self) -> Result<(), StoreError> {
+    /// Catches up, in turn with writes.
+    pub(super) async fn catch_up_in_turn(&self) -> Result<(), StoreError> {
         let turn = self.turn.lock().await;
         self.catch_up(&turn).await
     }

@@ -38,6 +38,8 @@ pub enum Step {
 pub enum MigrateError {
     #[error("the destination is read-only (folder:): use `export` to write pictures to a folder")]
     ReadOnlyDestination,
+    #[error("the source has no pictures: nothing to migrate")]
+    EmptySource,
     #[error("the source's bytes of picture {0:?} do not have the SHA-256 its catalog records")]
     SourceDamaged(String),
     #[error("picture {0:?} read back from the destination differs from what was copied")]
@@ -54,6 +56,9 @@ pub async fn migrate(
 ) -> Result<Migrated, MigrateError> {
     let writer = to.writer().map_err(|_| MigrateError::ReadOnlyDestination)?;
     let catalog = from.published.catalog.load_full();
+    if catalog.is_empty() {
+        return Err(MigrateError::EmptySource);
+    }
     let mut seen = HashSet::new();
     let contents: Vec<&PictureInfo> = catalog
         .entries()

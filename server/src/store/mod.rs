@@ -71,8 +71,8 @@ use writer::{Blobs, Upload, Writer};
 /// behind is told it lost some and reloads the catalog.
 const CHANGE_BACKLOG: usize = 256;
 
-/// Objects `clean-blobs` deletes while edits wait, at most.
-const CLEAN_BATCH: usize = 100;
+/// Objects `clean-blobs` checks and deletes while edits wait, at most.
+const CLEAN_BATCH: usize = 16;
 
 /// Default for the byte cache of a database store.
 pub const DEFAULT_CACHE_SIZE: u64 = 256 * 1024 * 1024;
@@ -113,7 +113,10 @@ impl FromStr for StoreUrl {
             "folder" => Ok(StoreUrl::Folder(rest.into())),
             "postgres" | "postgresql" => match s.parse::<tokio_postgres::Config>() {
                 Ok(_) => Ok(StoreUrl::Postgres(s.to_owned())),
-                Err(e) => Err(format!("not a PostgreSQL URL: {e}")),
+                Err(e) => Err(format!(
+                    "not a PostgreSQL URL: {}",
+                    postgres::with_causes(&e)
+                )),
             },
             other => Err(format!("unknown store type {other:?} ({STORE_FORMS})")),
         }
@@ -164,6 +167,9 @@ pub struct StoreOptions {
     /// The object store picture bytes go to, instead of the database.
     pub blobs: Option<BlobsUrl>,
     pub blob_settings: BlobSettings,
+    /// Whether a database store that does not exist is made (and seeded); else opening it is
+    /// an error. Off for what works on an existing store: `migrate`'s source, `clean-blobs`.
+    pub create: bool,
 }
 
 impl Default for StoreOptions {
@@ -180,6 +186,7 @@ impl Default for StoreOptions {
                 timeout: DEFAULT_BLOBS_TIMEOUT,
                 credentials: None,
             },
+            create: true,
         }
     }
 }
@@ -232,6 +239,21 @@ pub enum WriteError {
     Store(#[from] StoreError),
 }
 
+/// Why `clean-blobs` did not clean.
+#[derive(Debug, thiserror::Error)]
+pub enum CleanError {
+    #[error("this store keeps no picture bytes in an object store (--blobs)")]
+    NoObjectStore,
+    #[error(
+        "the catalog is empty: every object would be deleted; is this the store the servers use?"
+    )]
+    EmptyCatalog,
+    #[error(transparent)]
+    Blobs(#[from] BlobError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Why a store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -245,6 +267,8 @@ pub enum OpenError {
     Blobs(#[from] BlobError),
     #[error("an object store for picture bytes needs a database store (sqlite: or postgres://)")]
     BlobsWithoutDatabase,
+    #[error("there is no database at {}", .0.display())]
+    Missing(PathBuf),
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -265,9 +289,16 @@ impl Published {
         }
     }
 
-    /// Makes an edit that the database has committed visible: the new catalog for readers, a
-    /// notice for subscribers. Returns the edited picture, if it is still there.
-    fn publish(&self, before: &Catalog, edit: &Edit, version: u64) -> Option<Arc<PictureInfo>> {
+    /// Makes an edit that the database has committed visible: the new catalog for readers,
+    /// then `settle` with it (before anyone is told), then a notice for subscribers. Returns the
+    /// edited picture, if it is still there.
+    fn publish(
+        &self,
+        before: &Catalog,
+        edit: &Edit,
+        version: u64,
+        settle: impl FnOnce(&Catalog),
+    ) -> Option<Arc<PictureInfo>> {
         let name = match (edit, edit.index()) {
             (Edit::Append(info), _) => info.name.clone(),
             (_, Some(index)) => before.entries()[index].name.clone(),
@@ -283,7 +314,9 @@ impl Published {
             Edit::Remove(_) => None,
         }
         .cloned();
-        self.catalog.store(Arc::new(after));
+        let after = Arc::new(after);
+        self.catalog.store(after.clone());
+        settle(&after);
         // No subscriber is not an error.
         let _ = self.changes.send(Change {
             version,
@@ -347,15 +380,18 @@ impl Store {
                 let folder = blocking(move || Folder::load(&dir)).await??;
                 return Ok(Store::from_folder(folder));
             }
+            StoreUrl::Sqlite(path) if !options.create && !path.is_file() => {
+                return Err(OpenError::Missing(path.clone()));
+            }
             StoreUrl::Sqlite(path) => {
                 let path = path.clone();
                 Database::Sqlite(Arc::new(
                     blocking(move || sqlite::Database::open(&path)).await??,
                 ))
             }
-            StoreUrl::Postgres(url) => {
-                Database::Postgres(Arc::new(postgres::Database::open(url, options.pool).await?))
-            }
+            StoreUrl::Postgres(url) => Database::Postgres(Arc::new(
+                postgres::Database::open(url, options.pool, options.create).await?,
+            )),
         };
         let blobs = match &options.blobs {
             Some(url) => Blobs::Bucket(blobs::Bucket::open(url, &options.blob_settings).await?),
@@ -388,7 +424,7 @@ impl Store {
         options: &StoreOptions,
     ) -> Result<Store, OpenError> {
         let mut loaded = db.load().await?;
-        if !loaded.seeded && loaded.pictures.is_empty() {
+        if options.create && !loaded.seeded && loaded.pictures.is_empty() {
             let folder = match seed.filter(|dir| dir.is_dir()) {
                 Some(dir) => {
                     let dir = dir.to_path_buf();
@@ -405,8 +441,10 @@ impl Store {
                 Some(folder) => unpack(folder),
                 None => (Vec::new(), None),
             };
-            let pictures = blobs.stage(pictures).await?;
-            db.import(pictures, not_found, true).await?;
+            let staged = blobs.stage(&pictures).await?;
+            let imported = db.import(staged, not_found, true).await;
+            blobs.ensure_all(&pictures).await;
+            imported?;
             loaded = db.load().await?;
         }
         let not_found = match loaded.not_found {
@@ -468,6 +506,7 @@ impl Store {
 
     /// The picture a selector names, or `None` when there is no such picture.
     pub async fn get(&self, selector: &Selector) -> Result<Option<Found>, StoreError> {
+        let mut caught_up = false;
         loop {
             let (info, version) = {
                 let catalog = self.published.catalog.load();
@@ -482,6 +521,14 @@ impl Store {
                 // catalog has moved on since, so ask it again.
                 Err(StoreError::MissingBytes(_))
                     if self.published.catalog.load().version() != version => {}
+                // Still the same catalog: another server (or process) removed the picture and
+                // this one has not heard yet. Catch up once, and ask again.
+                Err(StoreError::MissingBytes(_)) if !caught_up => {
+                    if let Backend::Database(writer) = &self.backend {
+                        writer.catch_up_in_turn().await?;
+                    }
+                    caught_up = true;
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -659,11 +706,14 @@ impl Store {
     /// Edits wait while the catalog is checked and the objects deleted, and an upload makes
     /// sure its object is there once committed, so no object a picture needs is lost.
     /// Returns how many objects there were, and how many were deleted.
-    pub async fn clean_blobs(&self, older_than: Duration) -> Result<(usize, usize), OpenError> {
-        let writer = self.writer()?;
+    pub async fn clean_blobs(&self, older_than: Duration) -> Result<(usize, usize), CleanError> {
+        let writer = self.writer().map_err(|_| CleanError::NoObjectStore)?;
         let Blobs::Bucket(bucket) = &writer.blobs else {
-            return Ok((0, 0));
+            return Err(CleanError::NoObjectStore);
         };
+        if self.catalog().is_empty() {
+            return Err(CleanError::EmptyCatalog);
+        }
         let objects = bucket.list().await?;
         let cutoff = SystemTime::now()
             .checked_sub(older_than)
@@ -678,8 +728,15 @@ impl Store {
             let lock = writer.db.lock_writes().await?;
             let (lock, unreferenced) = lock.unreferenced(batch.to_vec()).await?;
             for sha256 in &unreferenced {
-                bucket.delete(sha256).await?;
-                deleted += 1;
+                // Written again since the listing (an upload of the same bytes, not committed
+                // yet): left alone.
+                match bucket.written(sha256).await? {
+                    Some(written) if written <= cutoff => {
+                        bucket.delete(sha256).await?;
+                        deleted += 1;
+                    }
+                    _ => {}
+                }
             }
             lock.release().await?;
         }

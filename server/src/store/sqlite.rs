@@ -14,7 +14,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction};
 
 use super::catalog::{Edit, name_key};
-use super::db::Loaded;
+use super::db::{Applied, Loaded};
 use super::statements::{self, Statement, Value, for_sqlite};
 use crate::metrics;
 
@@ -78,10 +78,10 @@ pub enum DbError {
     #[error("database {path} is damaged: {reason}")]
     Damaged { path: PathBuf, reason: String },
     #[error(
-        "the database was changed behind this server's back (catalog version {found}, \
-         expected {expected}): was `picture-server import` run while it was serving? Restart it"
+        "an edit changed {0} rows where one was expected: the database's rows are not where \
+         this server's catalog says; restart it"
     )]
-    Diverged { found: u64, expected: u64 },
+    RowsMoved(usize),
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
 }
@@ -234,23 +234,23 @@ impl Database {
     }
 
     /// Applies one edit in one transaction, storing `content` first if it is new, and bumps the
-    /// catalog version from `expected`; returns the new version.
+    /// catalog version from `expected`.
     ///
     /// The edit was checked against the in-memory catalog of version `expected`: a database
-    /// at another version, or rows that are not where that catalog says, fail the whole
-    /// transaction rather than drift apart.
+    /// at another version (another process changed it) makes nothing and says so, and rows
+    /// that are not where that catalog says fail the whole transaction rather than drift apart.
     pub fn apply(
         &self,
         edit: &Edit,
         content: Option<&[u8]>,
         expected: u64,
-    ) -> Result<u64, DbError> {
+    ) -> Result<Applied, DbError> {
         timed("write", || {
             let mut conn = self.writer();
             let tx = conn.transaction()?;
             let found = setting::<i64>(&tx, "version")?.unwrap_or(0) as u64;
             if found != expected {
-                return Err(DbError::Diverged { found, expected });
+                return Ok(Applied::Stale);
             }
             if let Edit::Append(info) | Edit::Replace(_, info) = edit {
                 store_content(&tx, info, content)?;
@@ -278,7 +278,7 @@ impl Database {
             }
             let version = bump_version(&tx)?;
             tx.commit()?;
-            Ok(version)
+            Ok(Applied::Done(version))
         })
     }
 
@@ -338,12 +338,13 @@ impl Database {
         })
     }
 
-    /// Stores a content and its bytes (no picture points to it yet), unless it is there.
-    pub fn store_bytes(&self, info: &PictureInfo, bytes: &[u8]) -> Result<(), DbError> {
+    /// Records a content (no picture points to it yet) and its bytes if given (`None`: they
+    /// are in an object store), unless they are there.
+    pub fn store_bytes(&self, info: &PictureInfo, bytes: Option<&[u8]>) -> Result<(), DbError> {
         timed("write", || {
             let mut conn = self.writer();
             let tx = conn.transaction()?;
-            store_content(&tx, info, Some(bytes))?;
+            store_content(&tx, info, bytes)?;
             tx.commit()?;
             Ok(())
         })
@@ -472,9 +473,8 @@ fn store_content(
     info: &PictureInfo,
     bytes: Option<&[u8]>,
 ) -> Result<(), DbError> {
-    if run(tx, &statements::insert_content(info))? > 0
-        && let Some(bytes) = bytes
-    {
+    run(tx, &statements::insert_content(info))?;
+    if let Some(bytes) = bytes {
         run(tx, &statements::insert_blob(&info.sha256, bytes))?;
     }
     Ok(())
@@ -493,10 +493,7 @@ fn run(conn: &Connection, statement: &Statement<'_>) -> Result<usize, DbError> {
         .prepare_cached(&for_sqlite(statement.sql))?
         .execute(rusqlite::params_from_iter(&statement.params))?;
     if statement.changes_one_row && changed != 1 {
-        return Err(DbError::Diverged {
-            found: changed as u64,
-            expected: 1,
-        });
+        return Err(DbError::RowsMoved(changed));
     }
     Ok(changed)
 }

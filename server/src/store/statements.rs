@@ -126,12 +126,14 @@ pub fn insert_content(info: &PictureInfo) -> Statement<'_> {
     }
 }
 
-/// Stores a new content's bytes.
+/// Stores a content's bytes unless they are there. (Not only for a new content: the
+/// not-found picture keeps its bytes in the database even when an object store holds the
+/// same content's for a picture.)
 pub fn insert_blob<'a>(sha256: &'a [u8; 32], bytes: &'a [u8]) -> Statement<'a> {
     Statement {
-        sql: "INSERT INTO blobs (sha256, bytes) VALUES ($1, $2)",
+        sql: "INSERT INTO blobs (sha256, bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         params: vec![Value::Bytes(sha256), Value::Bytes(bytes)],
-        changes_one_row: true,
+        changes_one_row: false,
     }
 }
 

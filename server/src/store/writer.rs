@@ -101,11 +101,16 @@ impl Writer {
         })
     }
 
-    /// Stores the bytes of a content that no picture points to yet.
+    /// Stores the bytes of a content that no picture points to yet. With an object store, the
+    /// content is recorded in the database too, so that `clean-blobs` leaves its object alone
+    /// however long the catalog takes to name it.
     pub async fn store_bytes(&self, info: &PictureInfo, bytes: Bytes) -> Result<(), StoreError> {
         match &self.blobs {
-            Blobs::InDatabase => self.db.store_bytes(info.clone(), bytes).await,
-            Blobs::Bucket(bucket) => Ok(bucket.put(&info.sha256, bytes).await?),
+            Blobs::InDatabase => self.db.store_bytes(info.clone(), Some(bytes)).await,
+            Blobs::Bucket(bucket) => {
+                self.db.store_bytes(info.clone(), None).await?;
+                Ok(bucket.put(&info.sha256, bytes).await?)
+            }
         }
     }
 
@@ -142,15 +147,13 @@ impl Writer {
                 }
                 (_, None) => None,
             };
-            let done = writer.write_in_turn(content, decide).await?;
-            if let (Blobs::Bucket(bucket), Some(upload)) = (&writer.blobs, upload) {
-                // A clean-up that ran between the put and the commit may have taken it.
-                bucket
-                    .ensure(&upload.sha256, upload.bytes)
-                    .await
-                    .map_err(StoreError::from)?;
+            let done = writer.write_in_turn(content, decide).await;
+            if let Some(upload) = upload {
+                // Whether or not the commit said so (a commit can go through and its answer be
+                // lost): a clean-up between the put and the commit may have taken the object.
+                writer.blobs.ensure(&upload.sha256, upload.bytes).await;
             }
-            Ok(done)
+            done
         })
         .await
         .map_err(StoreError::from)?
@@ -178,7 +181,8 @@ impl Writer {
     }
 
     /// Publishes an edit the database has committed, and drops from the cache the bytes no
-    /// picture shows any more.
+    /// picture shows any more (before the change is announced, so that whoever hears of it
+    /// finds the cache as it will stay).
     pub(super) fn publish(
         &self,
         before: &Catalog,
@@ -191,23 +195,22 @@ impl Writer {
             }
             _ => None,
         };
-        let picture = self.published.publish(before, edit, version);
-        if let Some(sha256) = dropped {
-            let catalog = self.published.catalog.load();
-            if !catalog.entries().iter().any(|entry| entry.sha256 == sha256) {
+        self.published.publish(before, edit, version, |after| {
+            if let Some(sha256) = dropped
+                && !after.entries().iter().any(|entry| entry.sha256 == sha256)
+            {
                 self.cache.remove(&sha256);
             }
-        }
-        picture
+        })
     }
 
     /// Reads the whole catalog again and publishes it; forgets every cached picture, since
     /// any may have been replaced.
     pub(super) async fn reload(&self) -> Result<(), StoreError> {
         let loaded = self.db.load().await?;
+        self.cache.clear();
         self.published
             .replace(Catalog::new(loaded.version, loaded.pictures));
-        self.cache.clear();
         Ok(())
     }
 
@@ -217,9 +220,11 @@ impl Writer {
         pictures: Vec<(PictureInfo, Bytes)>,
         not_found: Option<(PictureInfo, Bytes)>,
     ) -> Result<(), StoreError> {
-        let pictures = self.blobs.stage(pictures).await?;
+        let staged = self.blobs.stage(&pictures).await?;
         let _turn = self.turn.lock().await;
-        self.db.import(pictures, not_found, false).await?;
+        let imported = self.db.import(staged, not_found, false).await;
+        self.blobs.ensure_all(&pictures).await;
+        imported?;
         self.reload().await
     }
 
@@ -241,18 +246,36 @@ impl Writer {
 impl Blobs {
     /// Pictures about to be imported, with their bytes for the database, or, with an object
     /// store, none: those are put in the store now.
-    pub async fn stage(&self, pictures: Vec<(PictureInfo, Bytes)>) -> Result<Import, StoreError> {
+    pub async fn stage(&self, pictures: &[(PictureInfo, Bytes)]) -> Result<Import, StoreError> {
         let Blobs::Bucket(bucket) = self else {
-            return Ok(pictures
-                .into_iter()
-                .map(|(info, bytes)| (info, Some(bytes)))
-                .collect());
+            let staged = pictures
+                .iter()
+                .map(|(info, bytes)| (info.clone(), Some(bytes.clone())));
+            return Ok(staged.collect());
         };
         let mut staged = Vec::with_capacity(pictures.len());
         for (info, bytes) in pictures {
-            bucket.put(&info.sha256, bytes).await?;
-            staged.push((info, None));
+            bucket.put(&info.sha256, bytes.clone()).await?;
+            staged.push((info.clone(), None));
         }
         Ok(staged)
+    }
+
+    /// After a commit that names `sha256`, with an object store: puts the object again if a
+    /// clean-up took it between the put and the commit. A failure is logged, not returned: the
+    /// commit is made, and the next upload of the bytes or `clean-blobs`' report shows it.
+    pub async fn ensure(&self, sha256: &[u8; 32], bytes: Bytes) {
+        if let Blobs::Bucket(bucket) = self
+            && let Err(e) = bucket.ensure(sha256, bytes).await
+        {
+            tracing::warn!("an object just committed could not be checked: {e}");
+        }
+    }
+
+    /// [`Blobs::ensure`] for every picture of an import.
+    pub async fn ensure_all(&self, pictures: &[(PictureInfo, Bytes)]) {
+        for (info, bytes) in pictures {
+            self.ensure(&info.sha256, bytes.clone()).await;
+        }
     }
 }

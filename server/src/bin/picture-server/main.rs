@@ -202,8 +202,16 @@ struct StoreArgs {
 impl StoreArgs {
     /// Opens the store, seeding an empty new database from `seed`.
     async fn open(&self, seed: Option<PathBuf>) -> anyhow::Result<Store> {
-        let url = self.store.clone();
-        let options = StoreOptions {
+        Ok(Store::open(&self.store, seed.as_deref(), &self.options(true)).await?)
+    }
+
+    /// Opens a store that must exist already (for commands that read or clean one).
+    async fn open_existing(&self) -> anyhow::Result<Store> {
+        Ok(Store::open(&self.store, None, &self.options(false)).await?)
+    }
+
+    fn options(&self, create: bool) -> StoreOptions {
+        StoreOptions {
             cache_size: self.cache_size,
             upload: UploadRules {
                 max_pixels: self.max_pixels,
@@ -218,8 +226,8 @@ impl StoreArgs {
                 timeout: self.blobs_timeout,
                 credentials: None,
             },
-        };
-        Ok(Store::open(&url, seed.as_deref(), &options).await?)
+            create,
+        }
     }
 }
 
@@ -434,7 +442,8 @@ async fn run() -> anyhow::Result<()> {
                 store.blobs.is_some(),
                 "clean-blobs needs --blobs (PICTURE_BLOBS)"
             );
-            let (objects, deleted) = store.open(None).await?.clean_blobs(older_than).await?;
+            let store = store.open_existing().await?;
+            let (objects, deleted) = store.clean_blobs(older_than).await?;
             println!("picture-server: {objects} objects, {deleted} no picture needed: deleted");
             return Ok(());
         }
@@ -449,10 +458,7 @@ async fn run() -> anyhow::Result<()> {
             return Ok(());
         }
         Some(Command::Export { dir, store, .. }) => {
-            if let StoreUrl::Sqlite(path) = &store.store {
-                anyhow::ensure!(path.is_file(), "there is no database at {}", path.display());
-            }
-            let store = store.open(None).await?;
+            let store = store.open_existing().await?;
             let count = export(&store, &dir)
                 .await
                 .with_context(|| format!("exporting to {}", dir.display()))?;
@@ -479,15 +485,16 @@ async fn migrate_stores(
     to: (&StoreUrl, Option<BlobsUrl>),
 ) -> anyhow::Result<()> {
     // Every picture is read once: a cache would only hold on to memory.
-    let options = |blobs| StoreOptions {
+    let options = |blobs, create| StoreOptions {
         cache_size: 0,
         blobs,
+        create,
         ..StoreOptions::default()
     };
-    let source = Store::open(from.0, None, &options(from.1))
+    let source = Store::open(from.0, None, &options(from.1, false))
         .await
         .with_context(|| format!("opening {}", from.0))?;
-    let destination = Store::open(to.0, None, &options(to.1))
+    let destination = Store::open(to.0, None, &options(to.1, true))
         .await
         .with_context(|| format!("opening {}", to.0))?;
     let bar = indicatif::ProgressBar::new(0).with_style(

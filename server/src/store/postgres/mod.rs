@@ -36,6 +36,10 @@ const CHANGE_LOG_KEEP: i64 = 1000;
 /// Change-log rows read at once while catching up.
 pub(in crate::store) const CHANGE_LOG_PAGE: i64 = 256;
 
+/// How many times the deadline of one call a call that moves a whole catalog (reading it,
+/// importing, replacing it) may take; each of its statements still has the call's deadline.
+const BULK_FACTOR: u32 = 12;
+
 /// Taken while migrating, so that servers starting together migrate one at a time.
 const MIGRATION_LOCK: i64 = 0x7069_6374_7572_6573; // "pictures"
 
@@ -99,17 +103,19 @@ pub struct PoolSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
-    #[error("the PostgreSQL URL is not valid: {0}")]
+    #[error("the PostgreSQL URL is not valid: {}", with_causes(.0))]
     Url(tokio_postgres::Error),
-    #[error("PostgreSQL at {target}: {source}")]
+    /// The cause is in the message, not a `source`: tokio-postgres' own message is only its
+    /// kind ("db error"), and a server's answer shows the message alone.
+    #[error("PostgreSQL at {target}: {}", with_causes(.error))]
     Sql {
         target: String,
-        source: tokio_postgres::Error,
+        error: tokio_postgres::Error,
     },
-    #[error("PostgreSQL at {target}: {source}")]
+    #[error("PostgreSQL at {target}: {}", with_causes(.error))]
     Pool {
         target: String,
-        source: deadpool_postgres::PoolError,
+        error: deadpool_postgres::PoolError,
     },
     #[error("PostgreSQL at {target} did not answer within {timeout:?}")]
     Timeout { target: String, timeout: Duration },
@@ -122,6 +128,8 @@ pub enum PgError {
         found: i64,
         known: i64,
     },
+    #[error("PostgreSQL at {target} holds no picture store (no tables of picture-server's)")]
+    NoStore { target: String },
     #[error("PostgreSQL at {target}: the catalog is damaged: {reason}")]
     Damaged { target: String, reason: String },
 }
@@ -163,8 +171,13 @@ pub struct Database {
 }
 
 impl Database {
-    /// Connects to the database `url` names and brings its schema up to date.
-    pub async fn open(url: &str, settings: PoolSettings) -> Result<Database, PgError> {
+    /// Connects to the database `url` names and brings its schema up to date; with `create`,
+    /// makes the tables if there are none, else that is an error.
+    pub async fn open(
+        url: &str,
+        settings: PoolSettings,
+        create: bool,
+    ) -> Result<Database, PgError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(PgError::Url)?;
         let timeout = settings.timeout;
         let statement_timeout = format!("-c statement_timeout={}", timeout.as_millis());
@@ -206,53 +219,70 @@ impl Database {
             config,
             timeout,
         };
-        db.migrate().await?;
+        db.migrate(create).await?;
         Ok(db)
     }
 
-    async fn migrate(&self) -> Result<(), PgError> {
-        self.call("migrate", async {
-            let mut client = self.pool.get().await?;
-            let tx = client.transaction().await?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-                .await?;
-            tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version bigint NOT NULL)")
-                .await?;
-            let found: Option<i64> = tx
-                .query_opt("SELECT version FROM schema_version", &[])
-                .await?
-                .map(|row| row.get(0));
-            let found = match found {
-                Some(found) => found,
-                None => {
-                    tx.execute("INSERT INTO schema_version (version) VALUES (0)", &[])
-                        .await?;
-                    0
+    async fn migrate(&self, create: bool) -> Result<(), PgError> {
+        let found = self
+            .call("migrate", async {
+                let mut client = self.pool.get().await?;
+                let tx = client.transaction().await?;
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                    .await?;
+                if !create {
+                    let exists: bool = tx
+                        .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
+                        .await?
+                        .get(0);
+                    if !exists {
+                        return Ok(Err(None));
+                    }
                 }
-            };
-            let known = MIGRATIONS.len() as i64;
-            if found > known {
-                return Ok(Err((found, known)));
-            }
-            for sql in MIGRATIONS.iter().skip(found as usize) {
-                tx.batch_execute(sql).await?;
-            }
-            tx.execute("UPDATE schema_version SET version = $1", &[&known])
+                tx.batch_execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version (version bigint NOT NULL)",
+                )
                 .await?;
-            tx.commit().await?;
-            Ok(Ok(()))
-        })
-        .await?
-        .map_err(|(found, known)| PgError::TooNew {
-            target: self.target.clone(),
-            found,
-            known,
+                let found: Option<i64> = tx
+                    .query_opt("SELECT version FROM schema_version", &[])
+                    .await?
+                    .map(|row| row.get(0));
+                let found = match found {
+                    Some(found) => found,
+                    None => {
+                        tx.execute("INSERT INTO schema_version (version) VALUES (0)", &[])
+                            .await?;
+                        0
+                    }
+                };
+                let known = MIGRATIONS.len() as i64;
+                if found > known {
+                    return Ok(Err(Some((found, known))));
+                }
+                for sql in MIGRATIONS.iter().skip(found as usize) {
+                    tx.batch_execute(sql).await?;
+                }
+                tx.execute("UPDATE schema_version SET version = $1", &[&known])
+                    .await?;
+                tx.commit().await?;
+                Ok(Ok(()))
+            })
+            .await?;
+        found.map_err(|refused| match refused {
+            Some((found, known)) => PgError::TooNew {
+                target: self.target.clone(),
+                found,
+                known,
+            },
+            None => PgError::NoStore {
+                target: self.target.clone(),
+            },
         })
     }
 
     /// Reads the catalog and the not-found picture, as one snapshot.
     pub async fn load(&self) -> Result<Loaded, PgError> {
-        self.call("read", async {
+        self.bulk_call("read", async {
             let mut client = self.pool.get().await?;
             let tx = client
                 .build_transaction()
@@ -387,7 +417,7 @@ impl Database {
         not_found: Option<(PictureInfo, Bytes)>,
         only_first: bool,
     ) -> Result<bool, PgError> {
-        self.call("write", async {
+        self.bulk_call("write", async {
             let mut client = self.pool.get().await?;
             let tx = client.transaction().await?;
             let seeded: bool = tx
@@ -411,7 +441,13 @@ impl Database {
                     .await?
                     .map(|row| row.get(0));
                 let edit = match existing {
-                    Some(position) => Edit::Replace(position as usize - 1, info.clone()),
+                    Some(position) => {
+                        let index = usize::try_from(position)
+                            .ok()
+                            .and_then(|p| p.checked_sub(1))
+                            .ok_or_else(|| CallError::Damaged(format!("position {position}")))?;
+                        Edit::Replace(index, info.clone())
+                    }
                     None => {
                         len += 1;
                         Edit::Append(PictureInfo {
@@ -454,12 +490,17 @@ impl Database {
         .await
     }
 
-    /// Stores a content and its bytes (no picture points to it yet), unless it is there.
-    pub async fn store_bytes(&self, info: &PictureInfo, bytes: &[u8]) -> Result<(), PgError> {
+    /// Records a content (no picture points to it yet) and its bytes if given (`None`: they
+    /// are in an object store), unless they are there.
+    pub async fn store_bytes(
+        &self,
+        info: &PictureInfo,
+        bytes: Option<&[u8]>,
+    ) -> Result<(), PgError> {
         self.call("write", async {
             let mut client = self.pool.get().await?;
             let tx = client.transaction().await?;
-            store_content(&tx, info, Some(bytes)).await?;
+            store_content(&tx, info, bytes).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -475,7 +516,7 @@ impl Database {
         pictures: &[PictureInfo],
         not_found: (&PictureInfo, &[u8]),
     ) -> Result<u64, PgError> {
-        self.call("write", async {
+        self.bulk_call("write", async {
             let mut client = self.pool.get().await?;
             let tx = client.transaction().await?;
             tx.query_one(
@@ -587,6 +628,12 @@ impl Database {
     pub async fn lock_writes(&self) -> Result<WriteLock, PgError> {
         self.call("lock", async {
             let (client, _) = self.own_connection().await?;
+            // A clean-up that stalls must not hold every server's writes for long.
+            let idle_limit = format!(
+                "SET idle_in_transaction_session_timeout = {}",
+                self.timeout.as_millis()
+            );
+            client.batch_execute(&idle_limit).await?;
             client
                 .batch_execute("BEGIN; SELECT version FROM catalog_state WHERE id = 1 FOR UPDATE")
                 .await?;
@@ -635,23 +682,42 @@ impl Database {
         op: &'static str,
         operation: impl Future<Output = Result<T, CallError>>,
     ) -> Result<T, PgError> {
+        self.call_within(self.timeout, op, operation).await
+    }
+
+    /// [`Database::call`] for a call that moves a whole catalog.
+    async fn bulk_call<T>(
+        &self,
+        op: &'static str,
+        operation: impl Future<Output = Result<T, CallError>>,
+    ) -> Result<T, PgError> {
+        self.call_within(self.timeout * BULK_FACTOR, op, operation)
+            .await
+    }
+
+    async fn call_within<T>(
+        &self,
+        deadline: Duration,
+        op: &'static str,
+        operation: impl Future<Output = Result<T, CallError>>,
+    ) -> Result<T, PgError> {
         let started = Instant::now();
-        let result = match tokio::time::timeout(self.timeout, operation).await {
+        let result = match tokio::time::timeout(deadline, operation).await {
             Ok(Ok(done)) => Ok(done),
-            Ok(Err(CallError::Sql(source))) => Err(PgError::Sql {
+            Ok(Err(CallError::Sql(error))) => Err(PgError::Sql {
                 target: self.target.clone(),
-                source,
+                error,
             }),
             // A connection that could not be made says why in tokio-postgres' words.
-            Ok(Err(CallError::Pool(deadpool_postgres::PoolError::Backend(source)))) => {
+            Ok(Err(CallError::Pool(deadpool_postgres::PoolError::Backend(error)))) => {
                 Err(PgError::Sql {
                     target: self.target.clone(),
-                    source,
+                    error,
                 })
             }
-            Ok(Err(CallError::Pool(source))) => Err(PgError::Pool {
+            Ok(Err(CallError::Pool(error))) => Err(PgError::Pool {
                 target: self.target.clone(),
-                source,
+                error,
             }),
             Ok(Err(CallError::Damaged(reason))) => Err(PgError::Damaged {
                 target: self.target.clone(),
@@ -659,12 +725,26 @@ impl Database {
             }),
             Err(_) => Err(PgError::Timeout {
                 target: self.target.clone(),
-                timeout: self.timeout,
+                timeout: deadline,
             }),
         };
         metrics::store_operation(op, started.elapsed(), result.is_err());
         result
     }
+}
+
+/// An error's message followed by its causes', as "a: b: c".
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let message = next.to_string();
+        if !text.ends_with(&message) {
+            text = format!("{text}: {message}");
+        }
+        cause = next.source();
+    }
+    text
 }
 
 /// USER@HOST:PORT/DB of a configuration.
@@ -687,9 +767,8 @@ async fn store_content(
     info: &PictureInfo,
     bytes: Option<&[u8]>,
 ) -> Result<(), CallError> {
-    if run(tx, &statements::insert_content(info)).await? > 0
-        && let Some(bytes) = bytes
-    {
+    run(tx, &statements::insert_content(info)).await?;
+    if let Some(bytes) = bytes {
         run(tx, &statements::insert_blob(&info.sha256, bytes)).await?;
     }
     Ok(())
