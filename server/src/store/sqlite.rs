@@ -313,19 +313,7 @@ impl Database {
             };
             apply_edit(&tx, &edit)?;
         }
-        if let Some((info, bytes)) = not_found {
-            store_content(&tx, info, Some(bytes))?;
-            tx.execute(
-                "INSERT OR REPLACE INTO settings (key, value) VALUES ('not_found', ?1)",
-                [&info.sha256[..]],
-            )?;
-        }
-        tx.execute(
-            "INSERT OR REPLACE INTO settings (key, value) VALUES ('seeded', 1)",
-            [],
-        )?;
-        remove_unused_contents(&tx)?;
-        let version = bump_version(&tx)?;
+        let version = settle_catalog(&tx, not_found)?;
         tx.commit()?;
         Ok(version)
     }
@@ -370,18 +358,7 @@ impl Database {
                 };
                 apply_edit(&tx, &Edit::Append(numbered))?;
             }
-            let (info, bytes) = not_found;
-            store_content(&tx, info, Some(bytes))?;
-            tx.execute(
-                "INSERT OR REPLACE INTO settings (key, value) VALUES ('not_found', ?1)",
-                [&info.sha256[..]],
-            )?;
-            tx.execute(
-                "INSERT OR REPLACE INTO settings (key, value) VALUES ('seeded', 1)",
-                [],
-            )?;
-            remove_unused_contents(&tx)?;
-            let version = bump_version(&tx)?;
+            let version = settle_catalog(&tx, Some(not_found))?;
             tx.commit()?;
             Ok(version)
         })
@@ -506,6 +483,28 @@ impl rusqlite::ToSql for Value<'_> {
             Value::Bytes(bytes) => ToSqlOutput::Borrowed(ValueRef::Blob(bytes)),
         })
     }
+}
+
+/// What ends an import or a whole catalog's replacement: the not-found picture (if given),
+/// the mark that the database was seeded, contents no picture uses removed, the version
+/// bumped. Returns the new version.
+fn settle_catalog(
+    tx: &Transaction<'_>,
+    not_found: Option<(&PictureInfo, &[u8])>,
+) -> Result<u64, DbError> {
+    if let Some((info, bytes)) = not_found {
+        store_content(tx, info, Some(bytes))?;
+        tx.execute(
+            "INSERT OR REPLACE INTO settings (key, value) VALUES ('not_found', ?1)",
+            [&info.sha256[..]],
+        )?;
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO settings (key, value) VALUES ('seeded', 1)",
+        [],
+    )?;
+    remove_unused_contents(tx)?;
+    Ok(bump_version(tx)?)
 }
 
 /// Content no picture points to any more (nor the not-found setting) goes, with its bytes.

@@ -460,18 +460,8 @@ impl Database {
                     run(&tx, &statement).await?;
                 }
             }
-            if let Some((info, bytes)) = &not_found {
-                store_content(&tx, info, Some(&bytes[..])).await?;
-                tx.execute(
-                    "UPDATE catalog_state SET not_found = $1",
-                    &[&&info.sha256[..]],
-                )
-                .await?;
-            }
-            tx.execute("UPDATE catalog_state SET seeded = true", &[])
-                .await?;
-            remove_unused_contents(&tx).await?;
-            bump_version(&tx).await?;
+            let not_found = not_found.as_ref().map(|(info, bytes)| (info, &bytes[..]));
+            settle_catalog(&tx, not_found).await?;
             tx.commit().await?;
             Ok(true)
         })
@@ -535,15 +525,7 @@ impl Database {
                     run(&tx, &statement).await?;
                 }
             }
-            let (info, bytes) = not_found;
-            store_content(&tx, info, Some(bytes)).await?;
-            tx.execute(
-                "UPDATE catalog_state SET not_found = $1, seeded = true",
-                &[&&info.sha256[..]],
-            )
-            .await?;
-            remove_unused_contents(&tx).await?;
-            let version = bump_version(&tx).await?;
+            let version = settle_catalog(&tx, Some(not_found)).await?;
             tx.commit().await?;
             Ok(version as u64)
         })
@@ -772,6 +754,27 @@ async fn store_content(
         run(tx, &statements::insert_blob(&info.sha256, bytes)).await?;
     }
     Ok(())
+}
+
+/// What ends an import or a whole catalog's replacement: the not-found picture (if given),
+/// the mark that the database was seeded, contents no picture uses removed, the version
+/// bumped (and announced). Returns the new version.
+async fn settle_catalog(
+    tx: &Transaction<'_>,
+    not_found: Option<(&PictureInfo, &[u8])>,
+) -> Result<i64, CallError> {
+    if let Some((info, bytes)) = not_found {
+        store_content(tx, info, Some(bytes)).await?;
+        tx.execute(
+            "UPDATE catalog_state SET not_found = $1",
+            &[&&info.sha256[..]],
+        )
+        .await?;
+    }
+    tx.execute("UPDATE catalog_state SET seeded = true", &[])
+        .await?;
+    remove_unused_contents(tx).await?;
+    bump_version(tx).await
 }
 
 /// Content no picture points to any more (nor the not-found picture) goes, with its bytes.
