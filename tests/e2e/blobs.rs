@@ -15,7 +15,8 @@ use crate::shared::served_and_announced;
 use crate::store::authorized;
 use crate::writes::{png, refusal};
 
-fn options(blobs: &BlobsUrl) -> StoreOptions {
+/// Store options with the bytes in `blobs`, reached with the test server's key.
+pub fn options(blobs: &BlobsUrl) -> StoreOptions {
     StoreOptions {
         blobs: Some(blobs.clone()),
         blob_settings: BlobSettings {

@@ -448,6 +448,20 @@ async fn the_menu_follows_changes_made_through_another_server_on_one_database() 
     menu_follows_changes(&b, a.addr).await;
 }
 
+/// The same, with the pictures' bytes in an object store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_menu_follows_changes_made_through_another_server_with_bytes_in_an_object_store() {
+    let (pg, s3) = (
+        crate::pg::PgServer::start(),
+        crate::s3::S3Server::start().await,
+    );
+    let options = crate::blobs::options(&s3.bucket("page").await);
+    let url: picture_server::store::StoreUrl = pg.url().parse().unwrap_or_else(|e| panic!("{e}"));
+    let a = TestServer::start_store(&url, Limits::default(), &options).await;
+    let b = TestServer::start_store(&url, Limits::default(), &options).await;
+    menu_follows_changes(&b, a.addr).await;
+}
+
 /// The page of `server` while pictures are changed through the server at `writes`.
 async fn menu_follows_changes(server: &TestServer, writes: SocketAddr) {
     let web = server.start_web().await;

@@ -6,14 +6,28 @@
 use std::path::Path;
 
 use picture_protocol::{Command, PutRequest, Status};
-use picture_server::store::{Store, StoreOptions, StoreUrl};
+use picture_server::store::{BlobsUrl, Store, StoreOptions, StoreUrl};
 
 use crate::common::*;
 use crate::pg::PgServer;
+use crate::s3::S3Server;
 
-/// The server binary on a store, with the test token; and its TCP address.
-async fn start_binary(store: &StoreUrl) -> (ServerProcess, std::net::SocketAddr) {
-    let server = start_server_binary_on(store, &[("PICTURE_ADMIN_TOKEN", TOKEN)]).await;
+/// The server binary on a store (with its bytes in `blobs`, if given), with the test token;
+/// and its TCP address.
+async fn start_binary(
+    store: &StoreUrl,
+    blobs: Option<&BlobsUrl>,
+) -> (ServerProcess, std::net::SocketAddr) {
+    let blobs = blobs.map(ToString::to_string);
+    let mut env = vec![("PICTURE_ADMIN_TOKEN", TOKEN)];
+    if let Some(blobs) = &blobs {
+        env.extend([
+            ("PICTURE_BLOBS", blobs.as_str()),
+            ("AWS_ACCESS_KEY_ID", crate::s3::ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", crate::s3::SECRET_KEY),
+        ]);
+    }
+    let server = start_server_binary_on(store, &env).await;
     assert!(
         server.banner.contains("writes need the admin token"),
         "{}",
@@ -61,8 +75,12 @@ async fn upload_part(
     stream
 }
 
-async fn reopen(store: &StoreUrl) -> Store {
-    Store::open(store, None, &StoreOptions::default())
+async fn reopen(store: &StoreUrl, blobs: Option<&BlobsUrl>) -> Store {
+    let options = match blobs {
+        Some(blobs) => crate::blobs::options(blobs),
+        None => StoreOptions::default(),
+    };
+    Store::open(store, None, &options)
         .await
         .unwrap_or_else(|e| panic!("reopening after the kill: {e}"))
 }
@@ -88,13 +106,13 @@ async fn on_postgres_killed_in_the_middle_of_an_upload_restarts_without_it() {
 }
 
 async fn killed_in_the_middle_of_an_upload(store: &StoreUrl) {
-    let (child, addr) = start_binary(store).await;
+    let (child, addr) = start_binary(store, None).await;
     let before = catalog(addr).await;
     let picture = asset_bytes("mountain");
     let _stream = upload_part(addr, "half-mountain", &picture, picture.len() / 2).await;
     kill(child).await;
 
-    let store = reopen(store).await;
+    let store = reopen(store, None).await;
     assert_intact(&store).await;
     let after: Vec<_> = store
         .catalog()
@@ -108,26 +126,54 @@ async fn killed_in_the_middle_of_an_upload(store: &StoreUrl) {
 #[tokio::test]
 async fn killed_as_an_upload_completes_has_all_of_it_or_none() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    killed_as_an_upload_completes(&sqlite(dir.path())).await;
+    killed_as_an_upload_completes(&sqlite(dir.path()), None).await;
 }
 
 #[tokio::test]
 async fn on_postgres_killed_as_an_upload_completes_has_all_of_it_or_none() {
     let pg = PgServer::start();
-    killed_as_an_upload_completes(&postgres(&pg)).await;
+    killed_as_an_upload_completes(&postgres(&pg), None).await;
 }
 
-async fn killed_as_an_upload_completes(store: &StoreUrl) {
+/// With an object store, a kill between the object's put and the commit leaves an object no
+/// picture names: clean-blobs removes it, and every picture is still served.
+#[tokio::test]
+async fn with_an_object_store_killed_as_an_upload_completes_leaves_nothing_clean_blobs_misses() {
+    let s3 = S3Server::start().await;
+    let blobs = s3.bucket("killed").await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = sqlite(dir.path());
+    killed_as_an_upload_completes(&store, Some(&blobs)).await;
+    let reopened = reopen(&store, Some(&blobs)).await;
+    let (objects, deleted) = reopened
+        .clean_blobs(std::time::Duration::ZERO)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let catalog = reopened.catalog().clone();
+    let distinct: std::collections::HashSet<_> =
+        catalog.entries().iter().map(|e| e.sha256).collect();
+    assert_eq!(objects - deleted, distinct.len());
+    for entry in catalog.entries() {
+        let found = reopened
+            .get(&picture_protocol::Selector::Number(entry.number))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("{} gone", entry.name));
+        assert_eq!(found.bytes.len(), entry.size as usize);
+    }
+}
+
+async fn killed_as_an_upload_completes(store: &StoreUrl, blobs: Option<&BlobsUrl>) {
     let picture = asset_bytes("mountain");
     // Killed at different moments around the commit: whatever the moment, the picture is
     // there whole, or not at all.
     for round in 0..3u64 {
-        let (child, addr) = start_binary(store).await;
+        let (child, addr) = start_binary(store, blobs).await;
         let name = format!("mountain-{round}");
         let _stream = upload_part(addr, &name, &picture, picture.len()).await;
         tokio::time::sleep(std::time::Duration::from_millis(round * 15)).await;
         kill(child).await;
-        let reopened = reopen(store).await;
+        let reopened = reopen(store, blobs).await;
         assert_intact(&reopened).await;
         if let Some(found) = reopened
             .get(&picture_protocol::Selector::Name(name.clone()))
