@@ -391,11 +391,15 @@ async fn run() -> anyhow::Result<()> {
     }
     let shutdown = CancellationToken::new();
     // Installed before anything is served: what is recorded before it is lost (see metrics).
-    let metrics_wanted = match &cli.command {
-        None => !cli.serve.web.no_metrics,
-        Some(Command::Bridge { web, .. }) => !web.no_metrics,
-        Some(_) => false,
+    let (serving, metrics_wanted) = match &cli.command {
+        None => (true, !cli.serve.web.no_metrics),
+        Some(Command::Bridge { web, .. }) => (true, !web.no_metrics),
+        Some(_) => (false, false),
     };
+    // For the commands that serve, before anything is served: a SIGTERM as soon as the
+    // server says it listens is a graceful stop too. (The others keep the signals' default
+    // action: Ctrl-C stops an import or a migration at once, which they are made to survive.)
+    let stop_asked = serving.then(picture_server::shutdown::listen);
     let metrics = metrics_wanted
         .then(Exporter::install)
         .transpose()
@@ -469,7 +473,9 @@ async fn run() -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    picture_server::shutdown::signal().await;
+    if let Some(stop_asked) = stop_asked {
+        stop_asked.await;
+    }
     tracing::info!("shutting down: no new connections, finishing transfers in flight");
     shutdown.cancel();
     for task in tasks {
