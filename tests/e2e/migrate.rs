@@ -191,3 +191,36 @@ async fn a_folder_is_not_a_destination() {
         text(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn on_a_terminal_migrate_shows_its_progress() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let command = format!(
+        "{} migrate --from folder:{} --to {}",
+        env!("CARGO_BIN_EXE_picture-server"),
+        assets_dir().display(),
+        sqlite(&dir.path().join("to.db"))
+    );
+    // `script` runs it on a pseudo-terminal, as a person would; it prints what was drawn.
+    let out = tokio::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .output();
+    let out = within(out).await.unwrap_or_else(|e| panic!("{e}"));
+    let drawn = text(&out.stdout);
+    assert!(out.status.success(), "{drawn}");
+    assert!(
+        drawn.contains("of pictures"),
+        "no progress bar in {drawn:?}"
+    );
+    assert!(drawn.contains(" copied ("), "{drawn}");
+    // Without a terminal (every other test), no bar: only the report.
+    let report = migrate(&[
+        "--from".into(),
+        format!("folder:{}", assets_dir().display()),
+        "--to".into(),
+        sqlite(&dir.path().join("other.db")),
+    ])
+    .await;
+    assert!(!report.contains("of pictures"), "{report}");
+}
