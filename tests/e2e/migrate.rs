@@ -9,21 +9,34 @@ use crate::common::*;
 use crate::pg::PgServer;
 use crate::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
 
-/// Runs `picture-server migrate ARGS`; returns what it printed.
-async fn migrate(args: &[String]) -> String {
+/// Runs `picture-server migrate ARGS` with the test object store's key.
+async fn run_migrate(args: &[String]) -> std::process::Output {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
         .arg("migrate")
         .args(args)
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         .output();
-    let out = within(out).await.unwrap_or_else(|e| panic!("{e}"));
+    within(out).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`run_migrate`], which must succeed; returns what it printed.
+async fn migrate(args: &[String]) -> String {
+    let out = run_migrate(args).await;
     assert!(
         out.status.success(),
         "migrate {args:?}: {}",
         text(&out.stderr)
     );
     text(&out.stdout)
+}
+
+/// [`run_migrate`], which must fail with exit code 1 and a message holding `why`.
+async fn migrate_refused(args: &[String], why: &str) {
+    let out = run_migrate(args).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(why), "{stderr}");
 }
 
 /// How many pictures a report says were copied.
@@ -147,49 +160,25 @@ async fn a_migration_that_stopped_goes_on_with_what_is_missing() {
 async fn a_source_that_does_not_exist_is_refused_and_not_made() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (missing, to) = (dir.path().join("typo.db"), dir.path().join("to.db"));
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
-        .args(["migrate", "--from", &sqlite(&missing), "--to", &sqlite(&to)])
-        .output();
-    let out = within(out).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("there is no database"),
-        "{}",
-        text(&out.stderr)
-    );
+    let args = |from: String| vec!["--from".to_owned(), from, "--to".into(), sqlite(&to)];
+    migrate_refused(&args(sqlite(&missing)), "there is no database").await;
     assert!(!missing.exists());
     // An empty folder is no source either: it would empty the destination.
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap_or_else(|e| panic!("{e}"));
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
-        .args(["migrate", "--from", &format!("folder:{}", empty.display())])
-        .args(["--to", &sqlite(&to)])
-        .output();
-    let out = within(out).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("no pictures"),
-        "{}",
-        text(&out.stderr)
-    );
+    migrate_refused(&args(format!("folder:{}", empty.display())), "no pictures").await;
 }
 
 #[tokio::test]
 async fn a_folder_is_not_a_destination() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_picture-server"))
-        .args(["migrate", "--from"])
-        .arg(format!("folder:{}", assets_dir().display()))
-        .arg("--to")
-        .arg(format!("folder:{}", dir.path().display()))
-        .output();
-    let out = within(out).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("use `export`"),
-        "{}",
-        text(&out.stderr)
-    );
+    let args = [
+        "--from".to_owned(),
+        format!("folder:{}", assets_dir().display()),
+        "--to".into(),
+        format!("folder:{}", dir.path().display()),
+    ];
+    migrate_refused(&args, "use `export`").await;
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use super::StoreError;
 use super::db::Database;
+use super::postgres;
 use super::writer::Writer;
 
 /// Waits between attempts to reach a database that went away, doubling up to the last.
@@ -29,18 +30,15 @@ const RECONNECT_DELAYS: [Duration; 4] = [
 /// Starts following a shared database's edits, until the guard is dropped. `None` for a
 /// database only this server writes to.
 pub fn start(writer: &Arc<Writer>) -> Option<DropGuard> {
-    let Database::Postgres(_) = &writer.db else {
+    let Database::Postgres(db) = &writer.db else {
         return None;
     };
     let stop = CancellationToken::new();
-    tokio::spawn(follow(writer.clone(), stop.clone()));
+    tokio::spawn(follow(writer.clone(), db.clone(), stop.clone()));
     Some(stop.drop_guard())
 }
 
-async fn follow(writer: Arc<Writer>, stop: CancellationToken) {
-    let Database::Postgres(db) = &writer.db else {
-        return;
-    };
+async fn follow(writer: Arc<Writer>, db: Arc<postgres::Database>, stop: CancellationToken) {
     let mut failures = 0;
     loop {
         let session = async {

@@ -363,15 +363,8 @@ impl Database {
         self.call("write", async {
             let mut client = self.pool.get().await?;
             let tx = client.transaction().await?;
-            // Locks the version row until commit: writers on every server take turns here.
-            let found: i64 = tx
-                .query_one(
-                    "SELECT version FROM catalog_state WHERE id = 1 FOR UPDATE",
-                    &[],
-                )
-                .await?
-                .get(0);
-            if found as u64 != expected {
+            let (found, _) = lock_catalog(&tx).await?;
+            if found != expected {
                 return Ok(Applied::Stale);
             }
             if let Edit::Append(info) | Edit::Replace(_, info) = edit {
@@ -420,13 +413,7 @@ impl Database {
         self.bulk_call("write", async {
             let mut client = self.pool.get().await?;
             let tx = client.transaction().await?;
-            let seeded: bool = tx
-                .query_one(
-                    "SELECT seeded FROM catalog_state WHERE id = 1 FOR UPDATE",
-                    &[],
-                )
-                .await?
-                .get(0);
+            let (_, seeded) = lock_catalog(&tx).await?;
             if seeded && only_first {
                 return Ok(false);
             }
@@ -509,11 +496,7 @@ impl Database {
         self.bulk_call("write", async {
             let mut client = self.pool.get().await?;
             let tx = client.transaction().await?;
-            tx.query_one(
-                "SELECT version FROM catalog_state WHERE id = 1 FOR UPDATE",
-                &[],
-            )
-            .await?;
+            lock_catalog(&tx).await?;
             tx.execute("DELETE FROM pictures", &[]).await?;
             for (index, info) in pictures.iter().enumerate() {
                 store_content(&tx, info, None).await?;
@@ -617,7 +600,7 @@ impl Database {
             );
             client.batch_execute(&idle_limit).await?;
             client
-                .batch_execute("BEGIN; SELECT version FROM catalog_state WHERE id = 1 FOR UPDATE")
+                .batch_execute(&format!("BEGIN; {LOCK_CATALOG}"))
                 .await?;
             Ok(WriteLock(client))
         })
@@ -754,6 +737,16 @@ async fn store_content(
         run(tx, &statements::insert_blob(&info.sha256, bytes)).await?;
     }
     Ok(())
+}
+
+/// Locks the catalog's state row until the transaction ends: writers on every server take
+/// turns here. Returns the catalog's version and whether the database was seeded.
+const LOCK_CATALOG: &str = "SELECT version, seeded FROM catalog_state WHERE id = 1 FOR UPDATE";
+
+/// Runs [`LOCK_CATALOG`] in `tx`.
+async fn lock_catalog(tx: &Transaction<'_>) -> Result<(u64, bool), CallError> {
+    let row = tx.query_one(LOCK_CATALOG, &[]).await?;
+    Ok((row.get::<_, i64>(0) as u64, row.get(1)))
 }
 
 /// What ends an import or a whole catalog's replacement: the not-found picture (if given),
