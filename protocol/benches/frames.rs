@@ -52,6 +52,7 @@ fn response_heads(c: &mut Criterion) {
         status: Status::Ok,
         id: 0x0102_0304,
         mime: "image/jpeg".into(),
+        dimensions: None,
         body_len: 102_595,
     };
     let mut group = c.benchmark_group("response head");

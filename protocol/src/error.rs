@@ -33,6 +33,8 @@ pub enum DecodeError {
     NotUtf8(&'static str),
     #[error("unknown picture format code {0}")]
     UnknownFormat(u8),
+    #[error("a response extension of {0} bytes is not one this version knows (0 or 8)")]
+    BadExtension(u8),
     #[error("unknown response status {0}")]
     UnknownStatus(u8),
     #[error("credential is empty")]

@@ -29,7 +29,10 @@ pub use request::{
     Command, Format, GetRequest, Kind, MAX_PAGE_SIZE, MAX_TOKEN_LEN, PageRequest, PutRequest,
     REQUEST_HEADER_LEN, Request, RequestError, Token, Variant, decode_request, peek_request_header,
 };
-pub use response::{RESPONSE_HEADER_LEN, Response, ResponseHead, Status, decode_response};
+pub use response::{
+    DIMENSIONS_LEN, Dimensions, MAX_RESPONSE_HEAD_LEN, RESPONSE_HEADER_LEN, Response, ResponseHead,
+    Status, decode_response,
+};
 pub use selector::{MAX_NAME_LEN, Selector, same_name};
 
 /// First byte of every frame. 0xFB never occurs in UTF-8 text, so a connection that starts

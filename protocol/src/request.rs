@@ -94,6 +94,41 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format, in code order.
+    pub const ALL: [Format; 3] = [Format::Jpeg, Format::Png, Format::WebP];
+
+    /// The MIME type of a picture in this format.
+    pub fn mime(self) -> &'static str {
+        match self {
+            Format::Jpeg => "image/jpeg",
+            Format::Png => "image/png",
+            Format::WebP => "image/webp",
+        }
+    }
+
+    /// The format's usual short name, as users type it: `jpeg`, `png`, `webp`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jpeg => "jpeg",
+            Format::Png => "png",
+            Format::WebP => "webp",
+        }
+    }
+
+    /// The format named `name` (any case; `jpg` for JPEG too).
+    pub fn from_name(name: &str) -> Option<Format> {
+        let name = name.to_ascii_lowercase();
+        match name.as_str() {
+            "jpg" => Some(Format::Jpeg),
+            _ => Format::ALL.into_iter().find(|f| f.name() == name),
+        }
+    }
+
+    /// The format whose MIME type is `mime`.
+    pub fn from_mime(mime: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.mime() == mime)
+    }
+
     fn from_code(code: u8) -> Result<Option<Format>, DecodeError> {
         match code {
             0 => Ok(None),
@@ -105,7 +140,10 @@ impl Format {
     }
 }
 
-/// How a client wants a picture transformed. The default asks for the picture as stored.
+/// How a client wants a picture transformed: scaled down to fit inside a box (never up, aspect
+/// ratio kept), converted to another format, or both. The default asks for the picture as
+/// stored. A server answers a request for a variant with the picture's dimensions in the
+/// response head (see [`crate::Dimensions`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Variant {
     pub max_width: Option<NonZeroU32>,

@@ -1,20 +1,35 @@
 //! Responses: a fixed 16-byte header, the MIME type, then the body.
 //!
 //! ```text
-//! 0      1        2     3       4          8                12         13         16
-//! +------+--------+-----+-------+----------+----------------+----------+----------+------+------+
-//! | 0xFB | version| kind| status| id (u32) | body len (u32) | mime len | reserved | mime | body |
-//! +------+--------+-----+-------+----------+----------------+----------+----------+------+------+
+//! 0      1        2     3       4          8                12         13        14         16
+//! +------+--------+-----+-------+----------+----------------+----------+---------+----------+------+-----------+------+
+//! | 0xFB | version| kind| status| id (u32) | body len (u32) | mime len | ext len | reserved | mime | extension | body |
+//! +------+--------+-----+-------+----------+----------------+----------+---------+----------+------+-----------+------+
 //! ```
 //!
 //! The fixed header tells the whole frame length, so a reader knows how much to wait for and can
-//! refuse an oversized body before receiving it.
+//! refuse an oversized body before receiving it. The extension is empty except in answers to a
+//! request for a picture variant, which carry the picture's [`Dimensions`] there: a client that
+//! never asks for a variant receives exactly the frames of the first version of the protocol.
 
 use crate::wire::Reader;
 use crate::{DecodeError, EncodeError, Kind, MAGIC, VERSION};
 
 /// Length of the fixed part of every response.
 pub const RESPONSE_HEADER_LEN: usize = 16;
+
+/// Length of the extension that carries a picture's [`Dimensions`].
+pub const DIMENSIONS_LEN: usize = 8;
+
+/// Longest head: the fixed header, the longest MIME type and the extension.
+pub const MAX_RESPONSE_HEAD_LEN: usize = RESPONSE_HEADER_LEN + u8::MAX as usize + DIMENSIONS_LEN;
+
+/// Width and height in pixels of the picture a response carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Dimensions {
+    pub width: u32,
+    pub height: u32,
+}
 
 /// The outcome of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -85,13 +100,24 @@ pub struct ResponseHead {
     /// The id of the request answered (0 when the request was unreadable).
     pub id: u32,
     pub mime: String,
+    /// The picture's width and height: present in the answer to a request for a variant, and
+    /// only there.
+    pub dimensions: Option<Dimensions>,
     pub body_len: u32,
 }
 
 impl ResponseHead {
-    /// Length of the encoded head: the fixed header plus the MIME type.
+    /// Length of the encoded head: the fixed header, the MIME type and the extension.
     pub fn encoded_len(&self) -> usize {
-        RESPONSE_HEADER_LEN + self.mime.len()
+        RESPONSE_HEADER_LEN + self.mime.len() + self.extension_len()
+    }
+
+    fn extension_len(&self) -> usize {
+        if self.dimensions.is_some() {
+            DIMENSIONS_LEN
+        } else {
+            0
+        }
     }
 
     /// Length of the whole frame, head and body.
@@ -112,8 +138,12 @@ impl ResponseHead {
         ]);
         out.extend_from_slice(&self.id.to_be_bytes());
         out.extend_from_slice(&self.body_len.to_be_bytes());
-        out.extend_from_slice(&[self.mime.len() as u8, 0, 0, 0]);
+        out.extend_from_slice(&[self.mime.len() as u8, self.extension_len() as u8, 0, 0]);
         out.extend_from_slice(self.mime.as_bytes());
+        if let Some(Dimensions { width, height }) = self.dimensions {
+            out.extend_from_slice(&width.to_be_bytes());
+            out.extend_from_slice(&height.to_be_bytes());
+        }
         Ok(())
     }
 
@@ -132,7 +162,7 @@ impl ResponseHead {
         let [_magic, version, kind_code, status_code] = r.array()?;
         let id = r.u32()?;
         let body_len = r.u32()?;
-        let [mime_len, reserved @ ..] = r.array::<4>()?;
+        let [mime_len, extension_len, reserved @ ..] = r.array::<4>()?;
         if version != crate::VERSION {
             return Err(DecodeError::UnsupportedVersion(version));
         }
@@ -141,10 +171,11 @@ impl ResponseHead {
             code => Some(Kind::from_code(code).ok_or(DecodeError::UnknownKind(code))?),
         };
         let status = Status::from_code(status_code)?;
-        if reserved != [0; 3] {
-            return Err(DecodeError::ReservedFlags(
-                reserved.into_iter().fold(0, |a, b| a | b),
-            ));
+        if reserved != [0; 2] {
+            return Err(DecodeError::ReservedFlags(reserved[0] | reserved[1]));
+        }
+        if !matches!(usize::from(extension_len), 0 | DIMENSIONS_LEN) {
+            return Err(DecodeError::BadExtension(extension_len));
         }
         if body_len > max_body {
             return Err(DecodeError::TooLarge {
@@ -153,16 +184,28 @@ impl ResponseHead {
                 max: u64::from(max_body),
             });
         }
-        let end = RESPONSE_HEADER_LEN + usize::from(mime_len);
-        let Some(mime) = buf.get(RESPONSE_HEADER_LEN..end) else {
+        let mime_end = RESPONSE_HEADER_LEN + usize::from(mime_len);
+        let end = mime_end + usize::from(extension_len);
+        let Some(head) = buf.get(RESPONSE_HEADER_LEN..end) else {
             return Ok(None);
         };
+        let (mime, extension) = head.split_at(usize::from(mime_len));
         let mime = std::str::from_utf8(mime).map_err(|_| DecodeError::NotUtf8("MIME type"))?;
+        let dimensions = if extension.is_empty() {
+            None
+        } else {
+            let mut r = Reader::new(extension, "response extension");
+            Some(Dimensions {
+                width: r.u32()?,
+                height: r.u32()?,
+            })
+        };
         Ok(Some(ResponseHead {
             kind,
             status,
             id,
             mime: mime.to_owned(),
+            dimensions,
             body_len,
         }))
     }
@@ -219,6 +262,7 @@ mod tests {
                 status: Status::Ok,
                 id: 0x0A0B0C0D,
                 mime: "image/png".into(),
+                dimensions: None,
                 body_len: 3,
             },
             body: vec![1, 2, 3],
@@ -273,8 +317,34 @@ mod tests {
         assert_eq!(with(1, 2), Err(DecodeError::UnsupportedVersion(2)));
         assert_eq!(with(2, 0x33), Err(DecodeError::UnknownKind(0x33)));
         assert_eq!(with(3, 42), Err(DecodeError::UnknownStatus(42)));
+        assert_eq!(with(13, 4), Err(DecodeError::BadExtension(4)));
         assert_eq!(with(14, 1), Err(DecodeError::ReservedFlags(1)));
+        assert_eq!(with(15, 2), Err(DecodeError::ReservedFlags(2)));
         assert_eq!(with(16, 0xFF), Err(DecodeError::NotUtf8("MIME type")));
+    }
+
+    #[test]
+    fn a_variant_answer_carries_its_dimensions_after_the_mime_type() {
+        let mut variant = sample();
+        variant.head.dimensions = Some(Dimensions {
+            width: 400,
+            height: 0x0102_0304,
+        });
+        let bytes = encoded(&variant);
+        let mut expected = vec![
+            0xFB, 1, 2, 0, 0x0A, 0x0B, 0x0C, 0x0D, 0, 0, 0, 3, 9, 8, 0, 0,
+        ];
+        expected.extend_from_slice(b"image/png");
+        expected.extend_from_slice(&[0, 0, 1, 0x90, 1, 2, 3, 4]);
+        expected.extend_from_slice(&[1, 2, 3]);
+        assert_eq!(bytes, expected);
+        for cut in 0..bytes.len() {
+            assert_eq!(decode_response(&bytes[..cut], MAX_RESPONSE_BODY), Ok(None));
+        }
+        assert_eq!(
+            decode_response(&bytes, MAX_RESPONSE_BODY),
+            Ok(Some((variant, bytes.len())))
+        );
     }
 
     #[test]
@@ -285,6 +355,7 @@ mod tests {
                 status: Status::BadRequest,
                 id: 0,
                 mime: crate::TEXT_MIME.into(),
+                dimensions: None,
                 body_len: 4,
             },
             body: b"oops".to_vec(),

@@ -87,14 +87,16 @@ fn response() -> impl Strategy<Value = Response> {
         status(),
         any::<u32>(),
         "[a-z/+.-]{0,40}",
+        proptest::option::of((any::<u32>(), any::<u32>())),
         proptest::collection::vec(any::<u8>(), 0..300),
     )
-        .prop_map(|(kind, status, id, mime, body)| Response {
+        .prop_map(|(kind, status, id, mime, dimensions, body)| Response {
             head: ResponseHead {
                 kind,
                 status,
                 id,
                 mime,
+                dimensions: dimensions.map(|(width, height)| Dimensions { width, height }),
                 body_len: body.len() as u32,
             },
             body,
