@@ -9,9 +9,9 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use picture_protocol::{
-    Change, Command, DecodeError, EncodeError, GetRequest, Kind, MAX_PAGE_SIZE, MAX_RESPONSE_BODY,
-    Page, PageRequest, PictureInfo, PutRequest, RESPONSE_HEADER_LEN, Request, ResponseHead,
-    Selector, Status, Variant, decode_catalog,
+    Change, Command, DecodeError, Dimensions, EncodeError, GetRequest, Kind, MAX_PAGE_SIZE,
+    MAX_RESPONSE_BODY, MAX_RESPONSE_HEAD_LEN, Page, PageRequest, PictureInfo, PutRequest, Request,
+    ResponseHead, Selector, Status, Variant, decode_catalog,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -55,6 +55,8 @@ pub struct Fetched {
     /// [`Status::Ok`], or [`Status::NotFound`] with the server's not-found picture.
     pub status: Status,
     pub mime: String,
+    /// Width and height, which the server sends with a variant.
+    pub dimensions: Option<Dimensions>,
     pub bytes: Vec<u8>,
 }
 
@@ -147,7 +149,7 @@ impl Client {
         };
         let transport = if scheme.starts_with("ws") {
             // Every answer the protocol allows, which is more than tungstenite's defaults.
-            let largest = Some(RESPONSE_HEADER_LEN + MAX_RESPONSE_BODY as usize);
+            let largest = Some(MAX_RESPONSE_HEAD_LEN + MAX_RESPONSE_BODY as usize);
             let config = WebSocketConfig::default()
                 .max_message_size(largest)
                 .max_frame_size(largest);
@@ -338,10 +340,19 @@ impl Client {
         selector: Selector,
         progress: impl FnMut(u64, u64),
     ) -> Result<Fetched, ClientError> {
-        let command = Command::Get(GetRequest {
-            selector,
-            variant: Variant::default(),
-        });
+        self.get_variant(selector, Variant::default(), progress)
+            .await
+    }
+
+    /// Fetches a picture scaled down to fit a box, or converted, or both (see [`Variant`]):
+    /// the answer carries its dimensions.
+    pub async fn get_variant(
+        &mut self,
+        selector: Selector,
+        variant: Variant,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<Fetched, ClientError> {
+        let command = Command::Get(GetRequest { selector, variant });
         let (head, bytes) = self.call(command, &[], progress).await?;
         if head.status != Status::NotFound {
             ok_or_error(&head, &bytes)?;
@@ -349,6 +360,7 @@ impl Client {
         Ok(Fetched {
             status: head.status,
             mime: head.mime,
+            dimensions: head.dimensions,
             bytes,
         })
     }

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use picture_protocol::{
-    CATALOG_MIME, Change, ChangeKind, Command, EncodeError, GetRequest, Kind, PAGE_MIME,
-    PictureInfo, RequestError, ResponseHead, Status, TEXT_MIME, VERSION_MIME, encode_catalog,
+    CATALOG_MIME, Change, ChangeKind, Command, Dimensions, EncodeError, GetRequest, Kind,
+    PAGE_MIME, PictureInfo, RequestError, ResponseHead, Status, TEXT_MIME, VERSION_MIME,
+    encode_catalog,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 use tracing::{error, info, warn};
@@ -16,6 +17,7 @@ use crate::access::AdminToken;
 use crate::connection::Connection;
 use crate::metrics::{self, Transport};
 use crate::store::{Store, WriteError};
+use crate::variants::{self, Variants};
 
 /// Uploads received or checked at once. Each is held whole in memory from its first byte
 /// until it is stored or refused, and decoding it takes more: this and the upload size and
@@ -26,6 +28,8 @@ pub const MAX_CONCURRENT_UPLOADS: usize = 4;
 pub struct Answer {
     pub status: Status,
     pub mime: String,
+    /// The picture's dimensions, in the answer to a request for a variant.
+    pub dimensions: Option<Dimensions>,
     pub body: Bytes,
 }
 
@@ -34,6 +38,7 @@ impl Answer {
         Answer {
             status,
             mime: TEXT_MIME.to_owned(),
+            dimensions: None,
             body: Bytes::from(message.into()),
         }
     }
@@ -42,6 +47,7 @@ impl Answer {
         Answer {
             status: Status::Ok,
             mime: mime.to_owned(),
+            dimensions: None,
             body: body.into(),
         }
     }
@@ -84,6 +90,7 @@ impl Answer {
             status: self.status,
             id,
             mime: self.mime,
+            dimensions: self.dimensions,
             // Bodies are pictures (at most MAX_PICTURE_BYTES), catalogs or short messages.
             body_len: self.body.len() as u32,
         };
@@ -179,11 +186,22 @@ pub struct Service {
     store: Arc<Store>,
     token: Option<AdminToken>,
     uploads: Arc<Semaphore>,
+    variants: Arc<Variants>,
 }
 
 impl Service {
+    /// A service with the default variant settings.
     pub fn new(store: Arc<Store>, token: Option<AdminToken>) -> Service {
+        Service::with_variants(store, token, variants::Settings::default())
+    }
+
+    pub fn with_variants(
+        store: Arc<Store>,
+        token: Option<AdminToken>,
+        settings: variants::Settings,
+    ) -> Service {
         Service {
+            variants: Variants::new(store.clone(), settings),
             store,
             token,
             uploads: Arc::new(Semaphore::new(MAX_CONCURRENT_UPLOADS)),
@@ -315,10 +333,7 @@ impl Service {
 
     async fn answer_get(&self, get: &GetRequest) -> Answer {
         if !get.variant.is_original() {
-            return Answer::text(
-                Status::BadRequest,
-                "picture variants (size, format) are not supported by this server yet",
-            );
+            return self.answer_variant(get).await;
         }
         let (status, picture) = match self.store.get(&get.selector).await {
             Ok(Some(picture)) => (Status::Ok, picture),
@@ -328,7 +343,30 @@ impl Service {
         Answer {
             status,
             mime: picture.info.mime.clone(),
+            dimensions: None,
             body: picture.bytes,
+        }
+    }
+
+    /// A GET for a variant: found by the catalog alone (its bytes are read only when the
+    /// variant has to be made). An unknown picture gets the not-found picture's variant.
+    async fn answer_variant(&self, get: &GetRequest) -> Answer {
+        let (status, info, bytes) = match self.store.catalog().get(&get.selector) {
+            Some(info) => (Status::Ok, info.clone(), None),
+            None => {
+                let not_found = self.store.not_found();
+                (Status::NotFound, not_found.info, Some(not_found.bytes))
+            }
+        };
+        match self.variants.get(&info, bytes, get.variant).await {
+            Ok(variant) => Answer {
+                status,
+                mime: variant.mime.to_owned(),
+                dimensions: Some(variant.dimensions),
+                body: variant.bytes,
+            },
+            Err(e) if e.is_busy() => Answer::text(Status::Busy, e.to_string()),
+            Err(e) => internal(format!("cannot make a variant of {:?}: {e}", info.name)),
         }
     }
 }

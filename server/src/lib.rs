@@ -14,6 +14,8 @@
 //! * [`store`]: the catalog and the picture bytes (a SQLite or PostgreSQL database, the bytes
 //!   there or in an S3-compatible object store; or a read-only folder), the checks uploads
 //!   pass, the feed of changes, and keeping servers that share a database in step.
+//! * [`variants`]: pictures scaled down or converted on request, made on a bounded pool of
+//!   threads, kept in memory and in the store, each made once however many ask at once.
 //! * [`metrics`]: the numbers `/metrics` shows, recorded where they happen.
 //! * [`limits`]: every bound a client is held to; `per_ip`: the caps per client address;
 //!   `refusals`: warnings about refused clients, at most one line per interval.
@@ -45,6 +47,7 @@ mod session;
 pub mod shutdown;
 pub mod store;
 pub mod tls;
+pub mod variants;
 pub mod web;
 
 pub use limits::Limits;

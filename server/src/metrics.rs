@@ -153,6 +153,20 @@ pub fn store_operation(op: &'static str, took: Duration, failed: bool) {
     }
 }
 
+/// Where a variant asked for was found: `memory`, `store`, or `made` (see
+/// `picture_variants_made_total` for how many were made).
+pub fn variant_lookup(found: &'static str) {
+    counter!("picture_variant_lookups_total", "found" => found).increment(1);
+}
+
+/// One variant made in `format` on the variant pool, how long it took, and whether it could
+/// be made. Concurrent requests for one variant count once.
+pub fn variant_rendered(format: &'static str, took: Duration, made: bool) {
+    let result = if made { "ok" } else { "failed" };
+    counter!("picture_variants_made_total", "format" => format, "result" => result).increment(1);
+    histogram!("picture_variant_duration_seconds", "format" => format).record(took.as_secs_f64());
+}
+
 /// The Prometheus recorder of this process, and what `/metrics` renders.
 #[derive(Clone)]
 pub struct Exporter(PrometheusHandle);

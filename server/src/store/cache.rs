@@ -1,4 +1,5 @@
-//! The byte-bounded cache of picture bytes in front of a database store.
+//! The byte-bounded cache of picture bytes in front of a database store (and of variants, in
+//! front of the store and their making).
 //!
 //! quick_cache rather than moka: a hit is a shard's read lock, a hash lookup and one atomic
 //! bit, where moka also records every read for its frequency sketch; on the tiny picture that
@@ -6,6 +7,7 @@
 //! BENCHMARKS.md). quick_cache also never admits an entry heavier than its share of the bound,
 //! so the cache holds at most `--cache-size` bytes of pictures.
 
+use std::hash::Hash;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::thread;
@@ -20,23 +22,40 @@ use super::MAX_PICTURE_BYTES;
 /// costs table memory, too high a few more collisions.
 const TYPICAL_PICTURE_BYTES: u64 = 64 * 1024;
 
-/// Picture bytes by SHA-256, holding at most a given number of bytes.
-#[derive(Clone)]
-pub struct ByteCache(Arc<Cache<[u8; 32], Bytes, ByLength>>);
+/// Values by key (picture bytes by SHA-256 unless said otherwise), holding at most a given
+/// number of bytes.
+pub struct ByteCache<K = [u8; 32], V = Bytes>(Arc<Cache<K, V, ByLength>>);
 
-#[derive(Clone)]
-struct ByLength;
-
-impl Weighter<[u8; 32], Bytes> for ByLength {
-    fn weight(&self, _: &[u8; 32], bytes: &Bytes) -> u64 {
-        // Never zero: quick_cache never evicts an entry that weighs nothing.
-        (bytes.len() as u64).max(1)
+impl<K, V> Clone for ByteCache<K, V> {
+    fn clone(&self) -> Self {
+        ByteCache(self.0.clone())
     }
 }
 
-impl ByteCache {
+/// What a cached value weighs: the bytes it holds.
+pub trait Weighed {
+    fn bytes(&self) -> usize;
+}
+
+impl Weighed for Bytes {
+    fn bytes(&self) -> usize {
+        self.len()
+    }
+}
+
+#[derive(Clone)]
+pub struct ByLength;
+
+impl<K, V: Weighed> Weighter<K, V> for ByLength {
+    fn weight(&self, _: &K, value: &V) -> u64 {
+        // Never zero: quick_cache never evicts an entry that weighs nothing.
+        (value.bytes() as u64).max(1)
+    }
+}
+
+impl<K: Eq + Hash + Clone, V: Weighed + Clone> ByteCache<K, V> {
     /// A cache of at most `capacity` bytes; 0 caches nothing.
-    pub fn new(capacity: u64) -> ByteCache {
+    pub fn new(capacity: u64) -> ByteCache<K, V> {
         // The bound is split between shards and an entry must fit in one shard, so there are
         // no more shards than the largest picture fits into; more shards than cores times
         // four gain nothing.
@@ -58,12 +77,12 @@ impl ByteCache {
         ByteCache(Arc::new(cache))
     }
 
-    pub fn get(&self, sha256: &[u8; 32]) -> Option<Bytes> {
-        self.0.get(sha256)
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.0.get(key)
     }
 
-    pub fn insert(&self, sha256: [u8; 32], bytes: Bytes) {
-        self.0.insert(sha256, bytes);
+    pub fn insert(&self, key: K, value: V) {
+        self.0.insert(key, value);
     }
 
     /// Bytes held.
@@ -71,8 +90,8 @@ impl ByteCache {
         self.0.weight()
     }
 
-    pub fn remove(&self, sha256: &[u8; 32]) {
-        self.0.remove(sha256);
+    pub fn remove(&self, key: &K) {
+        self.0.remove(key);
     }
 
     /// Forgets every entry.
@@ -80,14 +99,14 @@ impl ByteCache {
         self.0.clear();
     }
 
-    /// The bytes for `sha256`, read with `read` on a miss; concurrent misses for one key wait
+    /// The value for `key`, read with `read` on a miss; concurrent misses for one key wait
     /// for the first one's read instead of reading again.
     pub async fn get_or_read<E>(
         &self,
-        sha256: &[u8; 32],
-        read: impl Future<Output = Result<Bytes, E>>,
-    ) -> Result<Bytes, E> {
-        self.0.get_or_insert_async(sha256, read).await
+        key: &K,
+        read: impl Future<Output = Result<V, E>>,
+    ) -> Result<V, E> {
+        self.0.get_or_insert_async(key, read).await
     }
 }
 
@@ -104,7 +123,7 @@ mod tests {
 
     #[test]
     fn holds_no_more_than_its_capacity() {
-        let cache = ByteCache::new(1024 * 1024);
+        let cache: ByteCache = ByteCache::new(1024 * 1024);
         for n in 0..64u8 {
             cache.insert([n; 32], Bytes::from(vec![n; 64 * 1024]));
         }
@@ -116,7 +135,7 @@ mod tests {
 
     #[test]
     fn a_zero_capacity_caches_nothing() {
-        let cache = ByteCache::new(0);
+        let cache: ByteCache = ByteCache::new(0);
         cache.insert([1; 32], Bytes::from_static(b"x"));
         assert!(cache.get(&[1; 32]).is_none());
         let read =
@@ -126,7 +145,7 @@ mod tests {
 
     #[test]
     fn a_miss_is_read_once_then_served_from_memory() {
-        let cache = ByteCache::new(1024);
+        let cache: ByteCache = ByteCache::new(1024);
         let first =
             block_on(cache.get_or_read(&[3; 32], async { Ok::<_, ()>(Bytes::from_static(b"z")) }));
         let second = block_on(cache.get_or_read(&[3; 32], async { Err(()) }));

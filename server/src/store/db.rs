@@ -9,6 +9,7 @@ use bytes::Bytes;
 use picture_protocol::PictureInfo;
 
 use super::catalog::Edit;
+use super::variants::{StoredVariant, VariantKey};
 use super::{StoreError, blocking, postgres, sqlite};
 
 /// What a database holds apart from picture bytes, as read at start-up.
@@ -102,6 +103,32 @@ impl Database {
                 .map_err(StoreError::from)
             }
             Database::Postgres(db) => Ok(db.import(&pictures, not_found, only_first).await?),
+        }
+    }
+
+    /// A variant kept in the database.
+    pub async fn read_variant(&self, key: VariantKey) -> Result<Option<StoredVariant>, StoreError> {
+        match self {
+            Database::Sqlite(db) => {
+                let db = db.clone();
+                Ok(blocking(move || db.read_variant(&key)).await??)
+            }
+            Database::Postgres(db) => Ok(db.read_variant(&key).await?),
+        }
+    }
+
+    /// Keeps a variant in the database, unless one is there or its content is gone.
+    pub async fn store_variant(
+        &self,
+        key: VariantKey,
+        variant: StoredVariant,
+    ) -> Result<(), StoreError> {
+        match self {
+            Database::Sqlite(db) => {
+                let db = db.clone();
+                Ok(blocking(move || db.store_variant(&key, &variant)).await??)
+            }
+            Database::Postgres(db) => Ok(db.store_variant(&key, &variant).await?),
         }
     }
 

@@ -20,7 +20,7 @@
 //! * `picture`: one picture file, and the rules for names and titles.
 
 mod blobs;
-mod cache;
+pub mod cache;
 pub mod catalog;
 mod db;
 mod folder;
@@ -34,6 +34,7 @@ mod sqlite;
 mod statements;
 mod transfer;
 pub(crate) mod upload;
+mod variants;
 mod writer;
 
 use std::collections::HashMap;
@@ -65,6 +66,7 @@ pub use postgres::{PgError, PoolSettings};
 pub use sqlite::DbError;
 pub use transfer::{ExportError, export};
 pub use upload::{UploadError, UploadRules};
+pub use variants::{StoredVariant, VariantKey};
 use writer::{Blobs, Upload, Writer};
 
 /// Change notices kept for subscribers that are slow to take them; one that falls further
@@ -482,6 +484,11 @@ impl Store {
     }
 
     /// What a request for an unknown picture receives.
+    /// The rules uploads are held to; variants are made under the same pixel limit.
+    pub fn upload_rules(&self) -> UploadRules {
+        self.upload
+    }
+
     pub fn not_found(&self) -> Found {
         self.not_found.clone()
     }
@@ -534,13 +541,38 @@ impl Store {
         }
     }
 
-    async fn bytes_of(&self, info: &PictureInfo) -> Result<Bytes, StoreError> {
+    /// The bytes of the picture `info` describes.
+    pub async fn bytes_of(&self, info: &PictureInfo) -> Result<Bytes, StoreError> {
         match &self.backend {
             Backend::Folder(bytes) => bytes
                 .get(&info.sha256)
                 .cloned()
                 .ok_or_else(|| StoreError::MissingBytes(info.name.clone())),
             Backend::Database(writer) => writer.bytes_of(info).await,
+        }
+    }
+
+    /// A variant kept in the store: `None` when there is none, or the store keeps none (a
+    /// folder).
+    pub async fn stored_variant(
+        &self,
+        key: VariantKey,
+    ) -> Result<Option<StoredVariant>, StoreError> {
+        match &self.backend {
+            Backend::Folder(_) => Ok(None),
+            Backend::Database(writer) => writer.db.read_variant(key).await,
+        }
+    }
+
+    /// Keeps a variant in the store, where every server on it finds it (a folder keeps none).
+    pub async fn keep_variant(
+        &self,
+        key: VariantKey,
+        variant: StoredVariant,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Folder(_) => Ok(()),
+            Backend::Database(writer) => writer.db.store_variant(key, variant).await,
         }
     }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use picture_protocol::PictureInfo;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction};
@@ -16,6 +17,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction};
 use super::catalog::{Edit, name_key};
 use super::db::{Applied, Loaded};
 use super::statements::{self, Statement, Value, for_sqlite};
+use super::variants::{self, StoredVariant, VariantKey};
 use crate::metrics;
 
 /// How long a connection waits for another one's lock before it gives up.
@@ -52,6 +54,17 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX pictures_sha256 ON pictures (sha256);
      CREATE TABLE settings (key TEXT PRIMARY KEY, value ANY) STRICT;
      INSERT INTO settings (key, value) VALUES ('version', 0);",
+    // 2: variants (scaled or converted pictures), kept by content and dropped with it.
+    "CREATE TABLE variants (
+         source BLOB NOT NULL REFERENCES contents (sha256) ON DELETE CASCADE,
+         max_width INTEGER NOT NULL,
+         max_height INTEGER NOT NULL,
+         format INTEGER NOT NULL,
+         width INTEGER NOT NULL,
+         height INTEGER NOT NULL,
+         bytes BLOB NOT NULL,
+         PRIMARY KEY (source, max_width, max_height, format)
+     );",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +196,31 @@ impl Database {
     /// The bytes of the content with this hash, from one of the reading connections.
     pub fn read_bytes(&self, sha256: &[u8; 32]) -> Result<Option<Vec<u8>>, DbError> {
         self.read(|conn| read_bytes(conn, sha256))
+    }
+
+    /// A stored variant, from one of the reading connections.
+    pub fn read_variant(&self, key: &VariantKey) -> Result<Option<StoredVariant>, DbError> {
+        self.read(|conn| {
+            conn.prepare_cached(&statements::for_sqlite(variants::VARIANT))?
+                .query_row(rusqlite::params_from_iter(key.params()), |row| {
+                    Ok(StoredVariant {
+                        width: row.get(0)?,
+                        height: row.get(1)?,
+                        bytes: Bytes::from(row.get::<_, Vec<u8>>(2)?),
+                    })
+                })
+                .optional()
+        })
+    }
+
+    /// Keeps a variant, unless one is there or its content is gone.
+    pub fn store_variant(&self, key: &VariantKey, variant: &StoredVariant) -> Result<(), DbError> {
+        timed("write", || {
+            self.writer()
+                .prepare_cached(&statements::for_sqlite(variants::INSERT_VARIANT))?
+                .execute(rusqlite::params_from_iter(key.insert_params(variant)))?;
+            Ok(())
+        })
     }
 
     /// Whether the database file can be opened and read now. The open connections would not

@@ -1,12 +1,15 @@
 //! Fetching one picture: progress bar, then checks that what arrived is the picture the
 //! catalog describes before anything is saved or shown.
 
+use std::io::Cursor;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageReader};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use picture_client::Client;
-use picture_protocol::{PictureInfo, Selector, Status};
+use picture_protocol::{PictureInfo, Selector, Status, Variant};
 use sha2::{Digest, Sha256};
 use tokio::runtime::Runtime;
 
@@ -73,11 +76,63 @@ impl Received {
     }
 }
 
-/// Fetches the picture `selector` names. The catalog is fetched first so that the bytes can be
-/// checked against the size, hash and dimensions it gives.
-pub fn fetch(rt: &Runtime, client: &mut Client, selector: &Selector) -> anyhow::Result<Outcome> {
+/// Fetches the picture `selector` names, or its `variant`. The catalog is fetched first so
+/// that the bytes can be checked against the size, hash and dimensions it gives; a variant is
+/// checked against the format asked for and the dimensions the answer gives.
+pub fn fetch(
+    rt: &Runtime,
+    client: &mut Client,
+    selector: &Selector,
+    variant: Variant,
+) -> anyhow::Result<Outcome> {
     let catalog = rt.block_on(client.list())?;
-    fetch_from(rt, client, &catalog, selector)
+    if variant.is_original() {
+        return fetch_from(rt, client, &catalog, selector);
+    }
+    let started = Instant::now();
+    let bar = Progress::new();
+    let fetched = rt.block_on(
+        client.get_variant(selector.clone(), variant, |done, total| {
+            bar.update(done, total)
+        }),
+    );
+    bar.finish();
+    let fetched = fetched?;
+    if fetched.status == Status::NotFound {
+        return Ok(Outcome::NotFound);
+    }
+    let Some(info) = catalog.iter().find(|p| p.is_selected_by(selector)) else {
+        bail!("the server sent picture {selector}, which its catalog does not list");
+    };
+    let Some(dimensions) = fetched.dimensions else {
+        bail!(
+            "the server sent a variant of {} without its dimensions",
+            info.name
+        );
+    };
+    if let Some(format) = variant.format
+        && fetched.mime != format.mime()
+    {
+        bail!(
+            "asked for {}, the server sent {}",
+            format.mime(),
+            fetched.mime
+        );
+    }
+    let info = PictureInfo {
+        mime: fetched.mime,
+        width: dimensions.width,
+        height: dimensions.height,
+        size: u32::try_from(fetched.bytes.len()).unwrap_or(u32::MAX),
+        sha256: Sha256::digest(&fetched.bytes).into(),
+        ..info.clone()
+    };
+    check_pixels(&info, &fetched.bytes)?;
+    Ok(Outcome::Found(Received {
+        info,
+        bytes: fetched.bytes,
+        elapsed: started.elapsed(),
+    }))
 }
 
 /// [`fetch`] with a catalog already at hand.
@@ -122,13 +177,35 @@ fn check(info: &PictureInfo, bytes: &[u8]) -> anyhow::Result<()> {
             info.name
         );
     }
-    let image = image::load_from_memory(bytes).with_context(|| {
+    check_pixels(info, bytes)
+}
+
+/// Confirms that `bytes` decode as a picture of the dimensions `info` gives (as shown: turned
+/// the way its EXIF orientation says, as a variant's dimensions are).
+fn check_pixels(info: &PictureInfo, bytes: &[u8]) -> anyhow::Result<()> {
+    let invalid = || {
         format!(
             "the server sent bytes for {} that are not a valid picture",
             info.name
         )
-    })?;
-    if (image.width(), image.height()) != (info.width, info.height) {
+    };
+    let mut decoder = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .with_context(invalid)?
+        .into_decoder()
+        .with_context(invalid)?;
+    let turned = matches!(
+        decoder.orientation().with_context(invalid)?,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    );
+    let image = DynamicImage::from_decoder(decoder).with_context(invalid)?;
+    let (width, height) = (image.width(), image.height());
+    let as_stored = (info.width, info.height) == (width, height);
+    let as_shown = (info.width, info.height) == (height, width) && turned;
+    if !as_stored && !as_shown {
         bail!(
             "{} decodes as {}x{}, the catalog says {}x{}",
             info.name,

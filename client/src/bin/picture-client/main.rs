@@ -8,13 +8,14 @@ mod menu;
 mod preview;
 
 use std::io::Write;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use picture_client::Client;
-use picture_protocol::{PictureInfo, Selector};
+use picture_protocol::{Format, PictureInfo, Selector, Variant};
 use serde::Serialize;
 use tokio::runtime::Runtime;
 
@@ -63,6 +64,15 @@ enum Cmd {
         /// Where to save it ("-" for standard output); default: a file named after the picture.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Scaled down to at most this width, in pixels (never scaled up; aspect ratio kept).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        width: Option<u32>,
+        /// Scaled down to at most this height, in pixels.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        height: Option<u32>,
+        /// Converted to this format: jpeg, png or webp.
+        #[arg(long, value_parser = parse_format)]
+        format: Option<Format>,
     },
     /// Checks that the server answers.
     Ping,
@@ -126,7 +136,20 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         None => menu::run(&rt, &mut client),
         Some(Cmd::List { json, search }) => list(&rt, &mut client, json, search.as_deref()),
-        Some(Cmd::Get { choice, output }) => get(&rt, &mut client, &choice, output),
+        Some(Cmd::Get {
+            choice,
+            output,
+            width,
+            height,
+            format,
+        }) => {
+            let variant = Variant {
+                max_width: width.and_then(NonZeroU32::new),
+                max_height: height.and_then(NonZeroU32::new),
+                format,
+            };
+            get(&rt, &mut client, &choice, variant, output)
+        }
         Some(Cmd::Watch { json }) => edit::watch(&rt, &mut client, json),
         Some(Cmd::Put {
             file,
@@ -219,6 +242,12 @@ fn list(
         writeln!(out)?;
     } else {
         print_table(&mut out, &pictures)?;
+        let formats: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+        writeln!(
+            out,
+            "Any picture also comes scaled down or as {} (get --width, --height, --format).",
+            formats.join(", ")
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -256,14 +285,22 @@ fn print_table(out: &mut impl Write, pictures: &[PictureInfo]) -> std::io::Resul
     Ok(())
 }
 
+fn parse_format(name: &str) -> Result<Format, String> {
+    Format::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+        format!("not a format the protocol knows ({})", names.join(", "))
+    })
+}
+
 fn get(
     rt: &Runtime,
     client: &mut Client,
     choice: &str,
+    variant: Variant,
     output: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let selector = Selector::from_choice(choice.as_bytes());
-    let picture = match fetch(rt, client, &selector)? {
+    let picture = match fetch(rt, client, &selector, variant)? {
         Outcome::Found(picture) => picture,
         Outcome::NotFound => {
             eprintln!("picture-client: not found: the server has no picture {selector}");

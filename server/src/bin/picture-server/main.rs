@@ -38,6 +38,7 @@ use picture_server::store::{
     Step, Store, StoreOptions, StoreUrl, UploadRules, export, migrate,
 };
 use picture_server::tls::ServerCert;
+use picture_server::variants;
 use picture_server::web::{
     AdminConfig, BridgeConfig, OriginPolicy, Site, Upstream, WebConfig, serve_admin, serve_web,
 };
@@ -276,7 +277,46 @@ struct ServeArgs {
     #[arg(long, env = "PICTURE_UPSTREAM")]
     upstream: Option<String>,
     #[command(flatten)]
+    variants: VariantArgs,
+    #[command(flatten)]
     web: WebArgs,
+}
+
+/// Pictures scaled or converted on request (a GET with a size or a format).
+#[derive(Debug, Args)]
+struct VariantArgs {
+    /// Variants made at once, each on a thread of its own [default: one per core].
+    #[arg(long, env = "PICTURE_VARIANT_WORKERS", value_parser = args::within(1usize, 1024))]
+    variant_workers: Option<usize>,
+    /// Variants that may wait for a free worker; more are answered "busy" [default: 8 per
+    /// worker].
+    #[arg(long, env = "PICTURE_VARIANT_QUEUE", value_parser = args::within(0usize, 100_000))]
+    variant_queue: Option<usize>,
+    /// Seconds a variant may take, waiting included; past it the answer is "busy".
+    #[arg(long, env = "PICTURE_VARIANT_TIMEOUT", default_value = "10", value_parser = args::seconds)]
+    variant_timeout: Duration,
+    /// Largest variant in bytes; a larger one is not sent (internal error).
+    #[arg(long, env = "PICTURE_MAX_VARIANT_SIZE", default_value_t = variants::DEFAULT_MAX_BYTES, value_parser = args::within(1usize, MAX_PICTURE_BYTES))]
+    max_variant_size: usize,
+    /// Bytes of variants kept in memory (they are kept in a database store too).
+    #[arg(long, env = "PICTURE_VARIANT_CACHE_SIZE", default_value_t = variants::Settings::default().cache_size)]
+    variant_cache_size: u64,
+}
+
+impl VariantArgs {
+    fn settings(&self) -> variants::Settings {
+        let defaults = variants::Settings::default();
+        let workers = self.variant_workers.unwrap_or(defaults.workers);
+        variants::Settings {
+            workers,
+            queue: self
+                .variant_queue
+                .unwrap_or(workers * variants::QUEUE_PER_WORKER),
+            timeout: self.variant_timeout,
+            max_bytes: self.max_variant_size,
+            cache_size: self.variant_cache_size,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -624,7 +664,11 @@ async fn start_server(
         shutdown_grace: args.web.shutdown_grace,
         max_upload_size: args.max_upload_size,
     };
-    let service = Arc::new(Service::new(Arc::new(store), token));
+    let service = Arc::new(Service::with_variants(
+        Arc::new(store),
+        token,
+        args.variants.settings(),
+    ));
     let upstream = match args.upstream {
         Some(addr) => Upstream::tcp(addr),
         None => Upstream::local(service.clone()),

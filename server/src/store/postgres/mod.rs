@@ -24,6 +24,7 @@ use tokio_postgres::types::{IsNull, ToSql, Type};
 use super::catalog::{Edit, name_key};
 use super::db::{Applied, Loaded};
 use super::statements::{self, Statement, Value};
+use super::variants::{self, StoredVariant, VariantKey};
 use crate::metrics;
 
 /// The channel edits are announced on.
@@ -89,6 +90,17 @@ const MIGRATIONS: &[&str] = &[
          height bigint,
          size bigint,
          sha256 bytea
+     );",
+    // 2: variants, as SQLite's second version.
+    "CREATE TABLE variants (
+         source bytea NOT NULL REFERENCES contents (sha256) ON DELETE CASCADE,
+         max_width bigint NOT NULL,
+         max_height bigint NOT NULL,
+         format bigint NOT NULL,
+         width bigint NOT NULL,
+         height bigint NOT NULL,
+         bytes bytea NOT NULL,
+         PRIMARY KEY (source, max_width, max_height, format)
      );",
 ];
 
@@ -348,6 +360,41 @@ impl Database {
             let statement = client.prepare_cached(statements::BLOB).await?;
             let row = client.query_opt(&statement, &[&&sha256[..]]).await?;
             Ok(row.map(|row| Bytes::from(row.get::<_, Vec<u8>>(0))))
+        })
+        .await
+    }
+
+    /// A stored variant.
+    pub async fn read_variant(&self, key: &VariantKey) -> Result<Option<StoredVariant>, PgError> {
+        self.call("read", async {
+            let client = self.pool.get().await?;
+            let statement = client.prepare_cached(variants::VARIANT).await?;
+            let params = key.params();
+            let row = client.query_opt(&statement, &dyn_params(&params)).await?;
+            // A row whose dimensions do not fit is not one this server wrote: no variant.
+            Ok(row.and_then(|row| {
+                Some(StoredVariant {
+                    width: u32::try_from(row.get::<_, i64>(0)).ok()?,
+                    height: u32::try_from(row.get::<_, i64>(1)).ok()?,
+                    bytes: Bytes::from(row.get::<_, Vec<u8>>(2)),
+                })
+            }))
+        })
+        .await
+    }
+
+    /// Keeps a variant, unless one is there or its content is gone.
+    pub async fn store_variant(
+        &self,
+        key: &VariantKey,
+        variant: &StoredVariant,
+    ) -> Result<(), PgError> {
+        self.call("write", async {
+            let client = self.pool.get().await?;
+            let statement = client.prepare_cached(variants::INSERT_VARIANT).await?;
+            let params = key.insert_params(variant);
+            client.execute(&statement, &dyn_params(&params)).await?;
+            Ok(())
         })
         .await
     }
@@ -781,15 +828,20 @@ async fn remove_unused_contents(tx: &Transaction<'_>) -> Result<(), CallError> {
     Ok(())
 }
 
+/// Parameters as tokio-postgres takes them.
+fn dyn_params<'a>(params: &'a [Value<'_>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|value| value as &(dyn ToSql + Sync))
+        .collect()
+}
+
 /// Runs one statement; returns how many rows it changed.
 async fn run(tx: &Transaction<'_>, statement: &Statement<'_>) -> Result<u64, CallError> {
     let prepared = tx.prepare_cached(statement.sql).await?;
-    let params: Vec<&(dyn ToSql + Sync)> = statement
-        .params
-        .iter()
-        .map(|value| value as &(dyn ToSql + Sync))
-        .collect();
-    let changed = tx.execute(&prepared, &params).await?;
+    let changed = tx
+        .execute(&prepared, &dyn_params(&statement.params))
+        .await?;
     if statement.changes_one_row && changed != 1 {
         return Err(CallError::Damaged(format!(
             "an edit changed {changed} rows where one was expected"

@@ -1,0 +1,63 @@
+//! Variants kept in the database: a picture scaled down or converted, computed once and read
+//! back by every server on the store (see `crate::variants`). A variant belongs to a content,
+//! not to a picture name: deleting the last picture that holds a content deletes the content,
+//! and its variants with it (`ON DELETE CASCADE`).
+
+use bytes::Bytes;
+use picture_protocol::Format;
+
+use super::statements::Value;
+
+/// What a variant was asked for: the content it is made from, the box it fits in (0: no
+/// bound on that side) and its format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VariantKey {
+    pub source: [u8; 32],
+    pub max_width: u32,
+    pub max_height: u32,
+    pub format: Format,
+}
+
+/// A variant as stored: its dimensions and its bytes, in the key's format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredVariant {
+    pub width: u32,
+    pub height: u32,
+    pub bytes: Bytes,
+}
+
+/// A stored variant's width, height and bytes.
+pub const VARIANT: &str = "SELECT width, height, bytes FROM variants
+     WHERE source = $1 AND max_width = $2 AND max_height = $3 AND format = $4";
+
+/// Keeps a variant unless one is there, or its content is gone (deleted while it was made).
+pub const INSERT_VARIANT: &str =
+    "INSERT INTO variants (source, max_width, max_height, format, width, height, bytes)
+     SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM contents WHERE sha256 = $1)
+     ON CONFLICT DO NOTHING";
+
+impl VariantKey {
+    /// The parameters of [`VARIANT`].
+    pub fn params(&self) -> [Value<'_>; 4] {
+        [
+            Value::Bytes(&self.source),
+            Value::Int(self.max_width.into()),
+            Value::Int(self.max_height.into()),
+            Value::Int(self.format as i64),
+        ]
+    }
+
+    /// The parameters of [`INSERT_VARIANT`].
+    pub fn insert_params<'a>(&'a self, variant: &'a StoredVariant) -> [Value<'a>; 7] {
+        let [source, max_width, max_height, format] = self.params();
+        [
+            source,
+            max_width,
+            max_height,
+            format,
+            Value::Int(variant.width.into()),
+            Value::Int(variant.height.into()),
+            Value::Bytes(&variant.bytes),
+        ]
+    }
+}
