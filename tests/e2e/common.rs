@@ -110,6 +110,11 @@ impl TestServer {
         TestServer::serve(SocketAddr::from(([127, 0, 0, 1], 0)), service, limits).await
     }
 
+    /// A server for a service the test has made (its own variant settings, say).
+    pub async fn start_service(service: Service, limits: Limits) -> TestServer {
+        TestServer::serve(SocketAddr::from(([127, 0, 0, 1], 0)), service, limits).await
+    }
+
     async fn serve(addr: SocketAddr, service: Service, limits: Limits) -> TestServer {
         let service = Arc::new(service);
         let listener = TcpListener::bind(addr)

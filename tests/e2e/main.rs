@@ -21,5 +21,6 @@ mod shared;
 mod shutdown;
 mod store;
 mod tls;
+mod variants;
 mod websocket;
 mod writes;

@@ -14,7 +14,7 @@ use crate::common::*;
 use crate::health::probe;
 
 /// The value of the series `name` whose labels include all of `labels`, or 0 if there is none.
-fn value(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub fn value(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     metrics
         .lines()
         .filter(|line| !line.starts_with('#'))
@@ -30,7 +30,7 @@ fn value(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .unwrap_or(0.0)
 }
 
-async fn scrape(http: std::net::SocketAddr) -> String {
+pub async fn scrape(http: std::net::SocketAddr) -> String {
     let mut stream = connect(http).await;
     send(
         &mut stream,
@@ -49,7 +49,7 @@ async fn scrape(http: std::net::SocketAddr) -> String {
 }
 
 /// Scrapes until `ready` holds of the metrics: counters of a connection are added as it ends.
-async fn scrape_until(http: std::net::SocketAddr, ready: impl Fn(&str) -> bool) -> String {
+pub async fn scrape_until(http: std::net::SocketAddr, ready: impl Fn(&str) -> bool) -> String {
     within(async {
         loop {
             let metrics = scrape(http).await;
