@@ -284,16 +284,46 @@ async fn menu_labels(browser: &Browser) -> Vec<String> {
         .collect()
 }
 
+/// Waits for picture `p` on show: the picture itself, or the variant of it that fits in the
+/// box the page asked for (`data-max-width` and `data-max-height`, 0 at full size).
 async fn expect_picture(browser: &Browser, p: &PictureInfo) {
     browser.wait_for_picture(&p.name, "ok").await;
     let (src, width, height) = browser.shown().await;
     assert!(src.starts_with("blob:"), "{src}");
+    let asked = browser
+        .eval("const d = document.querySelector('img#view').dataset; return [+d.maxWidth, +d.maxHeight];")
+        .await;
+    let side = |n: usize| asked[n].as_u64().and_then(|s| u32::try_from(s).ok());
+    let (Some(box_width), Some(box_height)) = (side(0), side(1)) else {
+        panic!("no box recorded: {asked}");
+    };
     assert_eq!(
         (width, height),
-        (u64::from(p.width), u64::from(p.height)),
-        "{}",
+        fit((p.width, p.height), (box_width, box_height)),
+        "{} in {box_width} x {box_height}",
         p.name
     );
+}
+
+/// PROTOCOL.md's box fit: the side the box bounds gets its size, the other is rounded to the
+/// nearest pixel; a zero side is no bound; never larger than the picture.
+fn fit((width, height): (u32, u32), (box_width, box_height): (u32, u32)) -> (u64, u64) {
+    let (w, h) = (u64::from(width), u64::from(height));
+    let bw = if box_width == 0 {
+        w
+    } else {
+        u64::from(box_width).min(w)
+    };
+    let bh = if box_height == 0 {
+        h
+    } else {
+        u64::from(box_height).min(h)
+    };
+    if bw * h <= bh * w {
+        (bw, ((h * bw + w / 2) / w).clamp(1, bh))
+    } else {
+        (((w * bh + h / 2) / h).clamp(1, bw), bh)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -350,6 +380,90 @@ async fn page_lists_and_shows_every_picture() {
             png,
         );
     }
+    browser.close().await;
+}
+
+/// The box a thumbnail is asked for in, in CSS pixels (web-client/src/thumbnails.rs).
+const THUMBNAIL_BOX: (u32, u32) = (112, 84);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thumbnails_load_as_webp_at_their_size_and_pick_a_picture() {
+    let (server, web) = start_stack(free_addr(), free_addr()).await;
+    let pictures = catalog(server.addr).await;
+    // A screen of 2 device pixels per CSS pixel: thumbnails are asked for twice as large.
+    let browser = Browser::start_with(&["--force-device-scale-factor=2".to_owned()]).await;
+    browser.goto(&format!("http://{}/", web.addr)).await;
+    browser
+        .wait_until(
+            "every thumbnail",
+            &format!(
+                "const images = [...document.querySelectorAll('#strip img')]; \
+                 return images.length === {} \
+                     && images.every(i => i.complete && i.naturalWidth > 0);",
+                pictures.len()
+            ),
+        )
+        .await;
+    let shown = browser
+        .eval(
+            "return [...document.querySelectorAll('#strip button')].map(b => { \
+                 const i = b.querySelector('img'); \
+                 return [+b.dataset.number, i.dataset.mime, i.naturalWidth, i.naturalHeight, \
+                         i.src.startsWith('blob:')]; });",
+        )
+        .await;
+    let device_box = (THUMBNAIL_BOX.0 * 2, THUMBNAIL_BOX.1 * 2);
+    for (p, thumbnail) in pictures.iter().zip(shown.as_array().into_iter().flatten()) {
+        let (width, height) = fit((p.width, p.height), device_box);
+        assert_eq!(
+            thumbnail,
+            &json!([p.number, "image/webp", width, height, true]),
+            "{}",
+            p.name
+        );
+    }
+
+    // Clicking a thumbnail shows its picture, marked in the strip and chosen in the menu.
+    let third = &pictures[2];
+    browser
+        .click(&format!("#strip button[data-number='{}']", third.number))
+        .await;
+    expect_picture(&browser, third).await;
+    let marked = browser
+        .eval(
+            "return [document.querySelector('#strip [aria-current=true]')?.dataset.number, \
+                       document.querySelector('select#picture').value];",
+        )
+        .await;
+    assert_eq!(
+        marked,
+        json!([third.number.to_string(), third.number.to_string()])
+    );
+
+    // A phone-width window: the strip scrolls sideways, the page does not, and the picture
+    // is asked for at the width it has there.
+    browser
+        .client
+        .set_window_size(390, 844)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mountain = pictures
+        .iter()
+        .find(|p| p.name == "mountain")
+        .unwrap_or_else(|| panic!("no mountain in {pictures:?}"));
+    browser
+        .click(&format!("#strip button[data-number='{}']", mountain.number))
+        .await;
+    expect_picture(&browser, mountain).await;
+    let layout = browser
+        .eval(
+            "const strip = document.querySelector('#strip'); \
+             return [strip.scrollWidth > strip.clientWidth, \
+                     document.documentElement.scrollWidth <= window.innerWidth, \
+                     +document.querySelector('img#view').dataset.maxWidth <= 2 * window.innerWidth];",
+        )
+        .await;
+    assert_eq!(layout, json!([true, true, true]));
     browser.close().await;
 }
 
@@ -832,6 +946,17 @@ async fn a_large_picture_is_shown_without_passing_through_wasm_memory() {
     let before = browser.wasm_memory().await;
 
     browser.choose(large.number).await;
+    expect_picture(&browser, large).await;
+    // What the page shows first is fitted to the window: the full picture is a click away.
+    assert!(browser.shown().await.1 < 2600);
+    browser.click("#full-size").await;
+    browser
+        .wait_until(
+            "the picture at full size",
+            "const i = document.querySelector('img#view'); \
+             return i.dataset.maxWidth === '0' && i.complete && i.naturalWidth === 2600;",
+        )
+        .await;
     expect_picture(&browser, large).await;
     assert_little_growth(before, browser.wasm_memory().await, png.len());
     browser.close().await;

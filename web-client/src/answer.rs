@@ -10,13 +10,9 @@
 
 use js_sys::{ArrayBuffer, Uint8Array};
 use picture_protocol::{
-    Change, Kind, MAX_RESPONSE_BODY, Page, PictureInfo, RESPONSE_HEADER_LEN, ResponseHead, Status,
-    decode_catalog,
+    Change, Dimensions, Kind, MAX_RESPONSE_BODY, MAX_RESPONSE_HEAD_LEN, Page, PictureInfo,
+    ResponseHead, Status, decode_catalog,
 };
-
-/// The most bytes a response head takes: the fixed header and a MIME type, whose length is
-/// one byte on the wire.
-pub const MAX_HEAD_LEN: usize = RESPONSE_HEADER_LEN + u8::MAX as usize;
 
 /// One response from the server: its head, and its body as the page keeps it.
 #[derive(Debug)]
@@ -50,6 +46,8 @@ pub struct ReceivedPicture {
     /// Whether this is the picture asked for (otherwise it is the not-found picture).
     pub found: bool,
     pub mime: String,
+    /// Its width and height, which the server sends with a variant.
+    pub dimensions: Option<Dimensions>,
     /// The picture's bytes, where the browser received them.
     pub bytes: Uint8Array,
 }
@@ -59,11 +57,11 @@ pub struct ReceivedPicture {
 pub fn read_message(message: &ArrayBuffer) -> Result<Received, String> {
     let message = Uint8Array::new(message);
     let len = message.length();
-    // The head is in the first MAX_HEAD_LEN bytes (less in a shorter message).
-    let prefix_len = len.min(MAX_HEAD_LEN as u32);
+    // The head is in the first MAX_RESPONSE_HEAD_LEN bytes (less in a shorter message).
+    let prefix_len = len.min(MAX_RESPONSE_HEAD_LEN as u32);
     let head = read_head(&message.subarray(0, prefix_len).to_vec(), len as usize)?;
     // The body is the rest: the frame is the whole message, and its head (at most
-    // MAX_HEAD_LEN bytes) fits in a u32.
+    // MAX_RESPONSE_HEAD_LEN bytes) fits in a u32.
     let body = message.subarray(head.encoded_len() as u32, len);
     let body = if is_picture(&head) {
         Body::Picture(body)
@@ -74,7 +72,7 @@ pub fn read_message(message: &ArrayBuffer) -> Result<Received, String> {
 }
 
 /// Decodes the head of a message of `message_len` bytes from its first bytes (`prefix`: the
-/// first [`MAX_HEAD_LEN`] of them, or the whole message if it is shorter), and checks that the
+/// first [`MAX_RESPONSE_HEAD_LEN`] of them, or the whole message if it is shorter), and checks that the
 /// message is one whole frame with nothing after it.
 pub fn read_head(prefix: &[u8], message_len: usize) -> Result<ResponseHead, String> {
     match ResponseHead::decode(prefix, MAX_RESPONSE_BODY) {
@@ -140,6 +138,7 @@ pub fn picture(response: Received) -> Result<ReceivedPicture, String> {
         Body::Picture(bytes) => Ok(ReceivedPicture {
             found: head.status == Status::Ok,
             mime: head.mime,
+            dimensions: head.dimensions,
             bytes,
         }),
         // Only an answer that says it answers a GET is kept as a picture.
@@ -183,6 +182,7 @@ mod tests {
             status,
             id: 1,
             mime: mime.into(),
+            dimensions: None,
             body_len: body_len as u32,
         }
     }
@@ -205,7 +205,10 @@ mod tests {
 
     /// `read_head` as `read_message` calls it for a message of these bytes.
     fn head_of(message: &[u8]) -> Result<ResponseHead, String> {
-        read_head(&message[..message.len().min(MAX_HEAD_LEN)], message.len())
+        read_head(
+            &message[..message.len().min(MAX_RESPONSE_HEAD_LEN)],
+            message.len(),
+        )
     }
 
     #[test]
@@ -225,13 +228,20 @@ mod tests {
 
     #[test]
     fn the_head_is_read_from_the_first_bytes_alone() {
-        // The longest MIME type the wire allows ends the head exactly at MAX_HEAD_LEN.
-        let longest = head(Kind::Get, Status::Ok, &"x".repeat(255), 20_000_000);
+        // The longest MIME type the wire allows, and a variant's dimensions, end the head
+        // exactly at MAX_RESPONSE_HEAD_LEN.
+        let longest = ResponseHead {
+            dimensions: Some(picture_protocol::Dimensions {
+                width: 400,
+                height: 300,
+            }),
+            ..head(Kind::Get, Status::Ok, &"x".repeat(255), 20_000_000)
+        };
         let mut bytes = Vec::new();
         longest
             .encode_into(&mut bytes)
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(bytes.len(), MAX_HEAD_LEN);
+        assert_eq!(bytes.len(), MAX_RESPONSE_HEAD_LEN);
         // A 20 MB picture's head needs none of its body to be read, nor checked.
         assert_eq!(read_head(&bytes, longest.frame_len()), Ok(longest.clone()));
         assert!(

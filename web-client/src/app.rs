@@ -4,9 +4,11 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use std::num::NonZeroU32;
+
 use picture_protocol::{
-    Change, ChangeKind, Command, GetRequest, Kind, Page, PageRequest, Request, Selector, Variant,
-    same_name,
+    Change, ChangeKind, Command, Format, GetRequest, Kind, Page, PageRequest, Request, Selector,
+    Variant, same_name,
 };
 use wasm_bindgen::JsValue;
 use web_sys::{Document, Window};
@@ -23,6 +25,8 @@ use crate::format::{Details, human_duration};
 use crate::menu::{Menu, Target};
 use crate::pending::Pending;
 use crate::status::StatusLine;
+use crate::strip::{self, StripView};
+use crate::thumbnails::{self, THUMBNAIL_BOX, Thumbnails};
 use crate::view::View;
 
 /// Menu entries loaded at a time: a dropdown stays usable, and the rest comes page by page.
@@ -42,7 +46,7 @@ const UPLOAD_TIMEOUT_MS: u32 = 120_000;
 const PROGRESS_INTERVAL_MS: u32 = 100;
 /// The most requests waiting for answers at once; a reader cannot click faster than this
 /// matters, a stuck server hits it.
-const MAX_PENDING: usize = 16;
+const MAX_PENDING: usize = 16 + thumbnails::MAX_IN_FLIGHT;
 /// Reconnection delays: quick at first, at most every 8 s.
 const BACKOFF_FIRST_MS: u32 = 250;
 const BACKOFF_MAX_MS: u32 = 8_000;
@@ -80,10 +84,13 @@ impl Running {
     ) -> Result<Running, JsValue> {
         let view = View::find(document)?;
         let editor = EditorView::find(document)?;
+        let strip = StripView::new(document, view.strip().clone());
         let app = Rc::new_cyclic(|weak| {
             RefCell::new(App {
                 view,
                 editor,
+                strip,
+                thumbnails: Thumbnails::default(),
                 uploading: None,
                 address: Address::new(window.clone()),
                 connection: Connection::new(socket_url),
@@ -108,6 +115,10 @@ impl Running {
                 dispatcher.listen(menu, "change", |_| Event::Chosen)?,
                 dispatcher.listen(app.view.search(), "input", |_| Event::SearchChanged)?,
                 dispatcher.listen(app.view.more(), "click", |_| Event::MoreWanted)?,
+                dispatcher.listen(app.strip.element(), "click", |e| {
+                    Event::Picked(strip::picked(e))
+                })?,
+                dispatcher.listen(app.view.full_size(), "click", |_| Event::FullSizeWanted)?,
                 dispatcher.listen(app.editor.unlock_form(), "submit", |e| {
                     e.prevent_default();
                     Event::Unlock
@@ -162,13 +173,17 @@ enum Purpose {
     /// A change made in the editor, and what to call it in the editor's status.
     Write(Kind, String),
     Get(Wanted),
+    /// A thumbnail for the strip, of the picture with these bytes.
+    Thumbnail([u8; 32]),
 }
 
-/// A picture asked for: its name (for the address and `data-name`) and what to call it.
+/// A picture asked for: its name (for the address and `data-name`), what to call it, and
+/// whether at full size (otherwise fitted to the space the page gives it).
 #[derive(Debug, Clone, PartialEq)]
 struct Wanted {
     name: String,
     title: String,
+    full: bool,
 }
 
 impl Purpose {
@@ -181,6 +196,7 @@ impl Purpose {
             Purpose::Auth => "the admin token's check".to_owned(),
             Purpose::Write(_, what) => what.clone(),
             Purpose::Get(wanted) => wanted.title.clone(),
+            Purpose::Thumbnail(_) => "a thumbnail".to_owned(),
         }
     }
 }
@@ -203,6 +219,8 @@ struct Uploading {
 pub(crate) struct App {
     view: View,
     editor: EditorView,
+    strip: StripView,
+    thumbnails: Thumbnails,
     /// The upload being sent, if any.
     uploading: Option<Uploading>,
     address: Address,
@@ -240,6 +258,13 @@ impl App {
             },
             Event::TimedOut(id) => self.on_timeout(id),
             Event::Chosen => self.on_chosen(),
+            Event::Picked(Some(number)) => self.choose(number),
+            Event::Picked(None) => {}
+            Event::FullSizeWanted => {
+                if let Some(name) = self.current.clone() {
+                    self.fetch_sized(Some(&name), true);
+                }
+            }
             Event::HashChanged => self.on_hash_changed(),
             Event::ImageLoaded => self.on_image_loaded(),
             Event::ImageFailed => self.on_image_failed(),
@@ -310,6 +335,7 @@ impl App {
             ),
         );
         let lost = self.pending.take_all();
+        self.thumbnails.reset();
         if let Some(request) = lost
             .iter()
             .find(|r| self.is_shown_to_reader(r.id, &r.purpose))
@@ -334,6 +360,8 @@ impl App {
         match purpose {
             Purpose::Watch | Purpose::Auth | Purpose::Write(..) => true,
             Purpose::Get(_) => self.latest_get == Some(id),
+            // The strip shows what it can: a thumbnail that fails leaves its button blank.
+            Purpose::Thumbnail(_) => false,
             // A later search or reload of the menu makes earlier ones moot.
             _ => self.latest_menu == Some(id),
         }
@@ -360,6 +388,9 @@ impl App {
         if request.purpose == Purpose::Refresh && std::mem::take(&mut self.refresh_again) {
             self.refresh_menu();
         }
+        if let Purpose::Thumbnail(sha256) = request.purpose {
+            return self.on_thumbnail(sha256, response);
+        }
         if !self.is_shown_to_reader(request.id, &request.purpose) {
             return;
         }
@@ -379,6 +410,42 @@ impl App {
                 Ok(picture) => self.show(&wanted, picture, elapsed_ms),
                 Err(problem) => self.fail(problem),
             },
+            Purpose::Thumbnail(_) => {}
+        }
+    }
+
+    fn on_thumbnail(&mut self, sha256: [u8; 32], response: Received) {
+        self.thumbnails.finished();
+        if let Ok(picture) = answer::picture(response)
+            && let Err(error) = self.strip.show(sha256, &picture.bytes, &picture.mime)
+        {
+            self.fail(format!(
+                "Cannot show a thumbnail: {}",
+                describe_js_error(&error)
+            ));
+        }
+        self.ask_for_thumbnails();
+    }
+
+    /// Asks for the next thumbnails the strip lacks, a few at a time, each fitted to the
+    /// strip's box in device pixels, as WebP (the smallest of the formats at that size).
+    fn ask_for_thumbnails(&mut self) {
+        let (width, height) = thumbnails::device_box(THUMBNAIL_BOX, self.view.pixel_ratio());
+        while self.connection.state() == ConnectionState::Connected
+            && let Some((number, sha256)) = self.thumbnails.next_to_ask()
+        {
+            let command = Command::Get(GetRequest {
+                selector: Selector::Number(number),
+                variant: Variant {
+                    max_width: NonZeroU32::new(width),
+                    max_height: NonZeroU32::new(height),
+                    format: Some(Format::WebP),
+                },
+            });
+            if self.request(Purpose::Thumbnail(sha256), command).is_none() {
+                self.thumbnails.finished();
+                break;
+            }
         }
     }
 
@@ -439,11 +506,23 @@ impl App {
             ));
             return false;
         }
+        match self.strip.fill(self.menu.pictures()) {
+            Ok(wanted) => {
+                self.thumbnails.want(wanted);
+                self.ask_for_thumbnails();
+            }
+            Err(error) => self.fail(format!(
+                "Cannot fill the strip of thumbnails: {}",
+                describe_js_error(&error)
+            )),
+        }
         let shown = self
             .current
             .as_deref()
-            .and_then(|name| self.menu.by_name(name));
-        self.view.select(shown.map(|p| p.number));
+            .and_then(|name| self.menu.by_name(name))
+            .map(|p| p.number);
+        self.view.select(shown);
+        self.strip.mark(shown);
         true
     }
 
@@ -495,11 +574,14 @@ impl App {
     }
 
     fn on_chosen(&mut self) {
-        let Some(picture) = self
-            .view
-            .selected_number()
-            .and_then(|n| self.menu.by_number(n))
-        else {
+        if let Some(number) = self.view.selected_number() {
+            self.choose(number);
+        }
+    }
+
+    /// The reader picked picture `number`, in the menu or in the strip.
+    fn choose(&mut self, number: u32) {
+        let Some(picture) = self.menu.by_number(number) else {
             return;
         };
         let name = picture.name.clone();
@@ -525,14 +607,21 @@ impl App {
         }
     }
 
-    /// Selects and fetches the picture `wanted` names, or the first one when none is named.
+    /// Selects and fetches the picture `wanted` names, or the first one when none is named,
+    /// fitted to the space the page gives it.
     fn fetch(&mut self, wanted: Option<&str>) {
+        self.fetch_sized(wanted, false);
+    }
+
+    /// [`App::fetch`], at full size if `full`.
+    fn fetch_sized(&mut self, wanted: Option<&str>, full: bool) {
         let (selector, wanted) = match self.menu.resolve(wanted) {
             Target::Picture(picture) => (
                 Selector::Number(picture.number),
                 Wanted {
                     name: picture.name.clone(),
                     title: picture.title.clone(),
+                    full,
                 },
             ),
             Target::Unknown(name) => (
@@ -540,22 +629,37 @@ impl App {
                 Wanted {
                     title: format!("\"{name}\""),
                     name,
+                    full,
                 },
             ),
             Target::Nothing => {
                 return self.view.set_status(&StatusLine::idle(NO_PICTURES));
             }
         };
-        self.view
-            .select(self.menu.by_name(&wanted.name).map(|p| p.number));
+        let number = self.menu.by_name(&wanted.name).map(|p| p.number);
+        self.view.select(number);
+        self.strip.mark(number);
         self.editor.show_current(self.menu.by_name(&wanted.name));
         self.current = Some(wanted.name.clone());
         self.view.set_status(&StatusLine::loading(&wanted.title));
-        let command = Command::Get(GetRequest {
-            selector,
-            variant: Variant::default(),
-        });
+        let variant = self.view_variant(full);
+        let command = Command::Get(GetRequest { selector, variant });
         self.latest_get = self.request(Purpose::Get(wanted), command);
+    }
+
+    /// The picture as large as the page shows it (in device pixels), or at full size.
+    fn view_variant(&self, full: bool) -> Variant {
+        let (width, height) = if full {
+            (0, 0)
+        } else {
+            self.view.picture_box()
+        };
+        self.view.note_box(width, height);
+        Variant {
+            max_width: NonZeroU32::new(width),
+            max_height: NonZeroU32::new(height),
+            format: None,
+        }
     }
 
     /// Sends a request, or says at once why it cannot be sent. Returns its id.
@@ -615,6 +719,10 @@ impl App {
         let Some(request) = self.pending.take(id) else {
             return; // Answered in time.
         };
+        if let Purpose::Thumbnail(_) = request.purpose {
+            self.thumbnails.finished();
+            return self.ask_for_thumbnails();
+        }
         let editor_request = match &request.purpose {
             Purpose::Write(_, what) => Some(what.clone()),
             Purpose::Auth => Some("the token's check".to_owned()),
@@ -646,6 +754,19 @@ impl App {
                 StatusLine::not_found(&wanted.name),
             )
         };
+        // A variant smaller than the picture: the reader may ask for it at full size.
+        let full_size = self
+            .menu
+            .by_name(&wanted.name)
+            .filter(|_| picture.found && !wanted.full)
+            .map(|p| (p.width, p.height))
+            .filter(|&(width, height)| {
+                picture.dimensions.is_some_and(|shown| {
+                    u64::from(shown.width) * u64::from(shown.height)
+                        < u64::from(width) * u64::from(height)
+                })
+            });
+        self.view.offer_full_size(full_size.is_some());
         let url = self
             .view
             .show_picture(&picture.bytes, &picture.mime, &title, &wanted.name);
@@ -659,6 +780,7 @@ impl App {
                         // Known once the picture is decoded.
                         width: 0,
                         height: 0,
+                        full_size,
                         mime: picture.mime,
                         bytes: u64::from(picture.bytes.length()),
                         elapsed_ms,
@@ -844,6 +966,7 @@ impl App {
         let wanted = Wanted {
             name: picture.name.clone(),
             title: picture.title.clone(),
+            full: false,
         };
         self.view.set_status(&StatusLine::loading(&wanted.title));
         self.view
@@ -851,7 +974,7 @@ impl App {
         self.editor.show_current(Some(picture));
         let command = Command::Get(GetRequest {
             selector: Selector::Name(picture.name.clone()),
-            variant: Variant::default(),
+            variant: self.view_variant(false),
         });
         self.latest_get = self.request(Purpose::Get(wanted), command);
     }

@@ -26,6 +26,11 @@ pub enum Event {
     TimedOut(u32),
     /// The reader picked an entry of the menu.
     Chosen,
+    /// The reader clicked in the strip of thumbnails: on the picture with this number, or
+    /// between buttons.
+    Picked(Option<u32>),
+    /// The reader asked for the picture on show at full size.
+    FullSizeWanted,
     /// The `#name` in the address changed.
     HashChanged,
     /// The picture element finished decoding what it was given...

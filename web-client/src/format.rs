@@ -45,6 +45,8 @@ pub struct Details {
     pub title: String,
     pub width: u32,
     pub height: u32,
+    /// The picture's own size, when what is shown is a smaller variant of it.
+    pub full_size: Option<(u32, u32)>,
     pub mime: String,
     pub bytes: u64,
     /// From sending the request to receiving the whole answer.
@@ -52,10 +54,15 @@ pub struct Details {
 }
 
 impl Details {
-    /// `House — 720 × 360, image/png, 354.6 KiB in 12 ms`
+    /// `House — 720 × 360, image/png, 354.6 KiB in 12 ms`; for a variant,
+    /// `Mountain — 1064 × 798 (full size 3264 × 2448), image/jpeg, 95.2 KiB in 40 ms`.
     pub fn text(&self) -> String {
+        let full_size = self
+            .full_size
+            .map(|(width, height)| format!(" (full size {width} × {height})"))
+            .unwrap_or_default();
         format!(
-            "{} — {} × {}, {}, {} in {}",
+            "{} — {} × {}{full_size}, {}, {} in {}",
             self.title,
             self.width,
             self.height,
@@ -103,6 +110,7 @@ mod tests {
             title: "House".into(),
             width: 720,
             height: 360,
+            full_size: None,
             mime: "image/png".into(),
             bytes: 363_115,
             elapsed_ms: 12.0,
@@ -110,6 +118,19 @@ mod tests {
         assert_eq!(
             details.text(),
             "House — 720 × 360, image/png, 354.6 KiB in 12 ms"
+        );
+        let variant = Details {
+            title: "Mountain".into(),
+            width: 1064,
+            height: 798,
+            full_size: Some((3264, 2448)),
+            mime: "image/jpeg".into(),
+            bytes: 97_485,
+            elapsed_ms: 40.0,
+        };
+        assert_eq!(
+            variant.text(),
+            "Mountain — 1064 × 798 (full size 3264 × 2448), image/jpeg, 95.2 KiB in 40 ms"
         );
     }
 }

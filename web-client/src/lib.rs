@@ -2,8 +2,9 @@
 //! chosen, fetched over a WebSocket in the server's own framed protocol (`picture-protocol`).
 //!
 //! [`app`] owns the state and reacts to [`events`]; [`connection`] keeps the socket, [`view`]
-//! changes the page and [`editor`] the editor under it. The rest is pure and tested natively too: [`menu`], [`address`],
-//! [`answer`], [`pending`], [`backoff`], [`status`] and [`format`].
+//! changes the page, [`strip`] the thumbnails under the menu and [`editor`] the editor under
+//! it. The rest is pure and tested natively too: [`menu`], [`address`], [`answer`],
+//! [`pending`], [`thumbnails`], [`backoff`], [`status`] and [`format`].
 
 #![forbid(unsafe_code)]
 
@@ -19,6 +20,8 @@ pub mod format;
 pub mod menu;
 pub mod pending;
 pub mod status;
+pub mod strip;
+pub mod thumbnails;
 pub mod view;
 
 use wasm_bindgen::prelude::wasm_bindgen;

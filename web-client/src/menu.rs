@@ -62,6 +62,11 @@ impl Menu {
         Ok(())
     }
 
+    /// The loaded pictures, in menu order.
+    pub fn pictures(&self) -> &[PictureInfo] {
+        &self.pictures
+    }
+
     /// Pictures that match but are not loaded yet.
     pub fn remaining(&self) -> u32 {
         self.total.saturating_sub(self.pictures.len() as u32)

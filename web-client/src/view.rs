@@ -18,6 +18,8 @@ pub struct View {
     search: HtmlInputElement,
     more: HtmlButtonElement,
     picture: HtmlImageElement,
+    strip: Element,
+    full_size: HtmlButtonElement,
     connection: Element,
     status: Element,
     details: Element,
@@ -35,6 +37,8 @@ impl View {
             search: element(document, "search")?,
             more: element(document, "more")?,
             picture: element(document, "view")?,
+            strip: element(document, "strip")?,
+            full_size: element(document, "full-size")?,
             connection: element(document, "connection")?,
             status: element(document, "status")?,
             details: element(document, "details")?,
@@ -48,6 +52,49 @@ impl View {
 
     pub fn picture(&self) -> &HtmlImageElement {
         &self.picture
+    }
+
+    pub fn strip(&self) -> &Element {
+        &self.strip
+    }
+
+    pub fn full_size(&self) -> &HtmlButtonElement {
+        &self.full_size
+    }
+
+    /// Shows the "Full size" button (for a picture shown smaller than it is), or hides it.
+    pub fn offer_full_size(&self, offered: bool) {
+        self.full_size.set_hidden(!offered);
+    }
+
+    /// Device pixels per CSS pixel of the screen the page is on.
+    pub fn pixel_ratio(&self) -> f64 {
+        web_sys::window().map_or(1.0, |window| window.device_pixel_ratio())
+    }
+
+    /// The most device pixels the picture can take on the page: the width of its frame, and
+    /// three quarters of the window's height (`#view`'s `max-height` in `www/style.css`).
+    pub fn picture_box(&self) -> (u32, u32) {
+        let width = self
+            .picture
+            .parent_element()
+            .map_or(0, |canvas| canvas.client_width().max(0) as u32);
+        let height = web_sys::window()
+            .and_then(|window| window.inner_height().ok())
+            .and_then(|height| height.as_f64())
+            .map_or(0, |height| (height * 0.75) as u32);
+        crate::thumbnails::device_box((width, height), self.pixel_ratio())
+    }
+
+    /// Records on the picture element the box the picture on its way was asked to fit in
+    /// (`data-max-width`, `data-max-height`; 0 for full size), for the browser tests.
+    pub fn note_box(&self, width: u32, height: u32) {
+        let _ = self
+            .picture
+            .set_attribute("data-max-width", &width.to_string());
+        let _ = self
+            .picture
+            .set_attribute("data-max-height", &height.to_string());
     }
 
     pub fn search(&self) -> &HtmlInputElement {

@@ -8,6 +8,7 @@ use picture_web::answer;
 use picture_web::app::Running;
 use picture_web::menu::Menu;
 use picture_web::status::StatusLine;
+use picture_web::strip::StripView;
 use picture_web::view::View;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -41,9 +42,9 @@ impl Fixture {
             .unwrap_or_else(|e| panic!("{e:?}"));
         root.set_inner_html(
             r#"<label for="picture">Picture</label><select id="picture"></select>
-               <input id="search" type="search"><button id="more" hidden></button>
+               <input id="search" type="search"><button id="more" hidden></button><nav id="strip"></nav>
                <form id="unlock"><input id="token"></form><div id="tools"><form id="upload"><input id="upload-file" type="file"><input id="upload-name"><input id="upload-title"><progress id="upload-progress"></progress></form><form id="edit"><input id="edit-name"><input id="edit-title"><button id="delete"></button></form></div><p id="editor-status"></p><figure id="frame"></figure>
-               <img id="view" alt=""><p id="details"></p>
+               <div><img id="view" alt=""></div><p id="details"></p><button id="full-size" hidden></button>
                <p id="connection" data-state="connecting"></p><p id="status" data-state="idle"></p>"#,
         );
         document
@@ -172,6 +173,7 @@ fn error_answer_shows_its_text_in_the_status() {
             status: Status::Internal,
             id: 4,
             mime: TEXT_MIME.into(),
+            dimensions: None,
             body_len: body.len() as u32,
         },
         body,
@@ -249,4 +251,60 @@ async fn requests_fail_at_once_while_disconnected() {
     );
     drop(running);
     location.set_hash("").unwrap_or_else(|e| panic!("{e:?}"));
+}
+
+fn entry(number: u32, name: &str, sha256: u8) -> picture_protocol::PictureInfo {
+    picture_protocol::PictureInfo {
+        number,
+        name: name.into(),
+        title: name.to_uppercase(),
+        mime: "image/png".into(),
+        width: 3,
+        height: 2,
+        size: 73,
+        sha256: [sha256; 32],
+    }
+}
+
+#[wasm_bindgen_test]
+fn the_strip_keeps_thumbnails_by_their_bytes_and_marks_the_one_on_show() {
+    let fixture = Fixture::new();
+    let element: Element = fixture.element("strip");
+    let mut strip = StripView::new(&fixture.document, element.clone());
+    let (car, house) = (entry(1, "car", 1), entry(2, "house", 2));
+    let wanted = strip
+        .fill(&[car.clone(), house.clone()])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(wanted, vec![(1, [1; 32]), (2, [2; 32])]);
+    let png = js_sys::Uint8Array::from(&PNG[..]);
+    strip
+        .show([1; 32], &png, "image/png")
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let car_image = |strip: &Element| {
+        strip
+            .query_selector("button[data-name=car] img")
+            .ok()
+            .flatten()
+            .and_then(|i| i.dyn_into::<HtmlImageElement>().ok())
+            .unwrap_or_else(|| panic!("no thumbnail for car"))
+    };
+    let url = car_image(&element).src();
+    assert!(url.starts_with("blob:"), "{url}");
+    assert_eq!(car_image(&element).alt(), "CAR");
+
+    // Moved to another number, same bytes: the thumbnail is kept, not asked for again.
+    let moved = entry(2, "car", 1);
+    let wanted = strip
+        .fill(&[entry(1, "house", 2), moved])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(wanted, vec![(1, [2; 32])]);
+    assert_eq!(car_image(&element).src(), url);
+
+    strip.mark(Some(2));
+    let marked: Vec<String> = (0..element.children().length())
+        .filter_map(|n| element.children().item(n))
+        .filter(|b| b.get_attribute("aria-current").as_deref() == Some("true"))
+        .filter_map(|b| b.get_attribute("data-name"))
+        .collect();
+    assert_eq!(marked, ["car"]);
 }
