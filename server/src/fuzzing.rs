@@ -32,6 +32,30 @@ pub fn upload(bytes: &[u8]) {
     let _ = upload::check(Bytes::copy_from_slice(bytes), rules);
 }
 
+/// Makes variants of `bytes` as the server makes them of a stored picture: fitted in a small
+/// box as JPEG, PNG and WebP, under a pixel cap small enough that decoding stays quick.
+pub fn variant(bytes: &[u8]) {
+    use std::num::NonZeroU32;
+
+    use picture_protocol::Format;
+
+    use crate::variants::render::{Bounds, Target, render};
+
+    for format in Format::ALL {
+        let target = Target {
+            max_width: NonZeroU32::new(48),
+            max_height: NonZeroU32::new(32),
+            format,
+        };
+        let bounds = Bounds {
+            max_pixels: 1 << 22,
+            max_bytes: 1 << 20,
+            deadline: std::time::Instant::now() + Duration::from_secs(10),
+        };
+        let _ = render(bytes, target, bounds);
+    }
+}
+
 /// A WebSocket bridge answering from a folder of pictures, fed the bytes a browser sends.
 pub struct Bridge {
     runtime: tokio::runtime::Runtime,
