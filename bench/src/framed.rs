@@ -25,6 +25,8 @@ struct InFlight {
 
 struct Worker {
     job: Arc<Job>,
+    /// Which of the run's connections this is.
+    slot: usize,
     plan: Arc<Plan>,
     tally: Tally,
     /// The request sent over and over (a GET or a PAGE), its id changed each time.
@@ -36,10 +38,11 @@ struct Worker {
 
 /// Runs one connection's load until the plan ends, reconnecting after errors; `conn` was
 /// opened beforehand so that connecting is not part of the measurement.
-pub async fn run(conn: Conn, job: Arc<Job>, plan: Arc<Plan>, tally: Tally) -> Tally {
-    let command = job.command.clone();
+pub async fn run(conn: Conn, slot: usize, job: Arc<Job>, plan: Arc<Plan>, tally: Tally) -> Tally {
+    let command = job.command_for(slot).clone();
     let mut worker = Worker {
         in_flight: VecDeque::with_capacity(job.pipeline),
+        slot,
         job,
         plan: Arc::clone(&plan),
         tally,
@@ -154,7 +157,7 @@ impl Worker {
         }
         self.failures_in_a_row = 0;
         if request.measured && self.plan.in_window(at) {
-            let matches = body == self.job.reference.bytes.as_slice();
+            let matches = body == self.job.reference_for(self.slot);
             self.tally
                 .answer(at - request.sent, body.len(), matches, at);
         }

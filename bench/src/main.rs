@@ -39,7 +39,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum, value_parser};
 use futures_util::{StreamExt, TryStreamExt, stream as futures_stream};
-use picture_protocol::{Command, GetRequest, MAX_PAGE_SIZE, PageRequest, Selector, Variant};
+use std::num::NonZeroU32;
+
+use picture_protocol::{
+    Command, Format, GetRequest, MAX_PAGE_SIZE, PageRequest, Selector, Variant,
+};
 use tokio::task::JoinSet;
 
 use crate::conn::{Conn, OPEN_CONCURRENCY};
@@ -90,6 +94,20 @@ struct Args {
     /// The picture to ask for: its menu number or its name.
     #[arg(long, value_name = "NAME|NUMBER", default_value = "1")]
     picture: String,
+    /// Framed mode: ask for the picture scaled down to at most this width (a variant).
+    #[arg(long, value_name = "PIXELS", value_parser = value_parser!(u32).range(1..))]
+    width: Option<u32>,
+    /// Framed mode: ask for the picture scaled down to at most this height.
+    #[arg(long, value_name = "PIXELS", value_parser = value_parser!(u32).range(1..))]
+    height: Option<u32>,
+    /// Framed mode: ask for the picture in this format: jpeg, png or webp.
+    #[arg(long, value_parser = parse_format)]
+    format: Option<Format>,
+    /// Framed mode, with a variant: connection N asks for a box N pixels narrower and lower
+    /// than --width x --height, so that no two connections ask for the same variant (with
+    /// a server that keeps none, every request then makes one).
+    #[arg(long, requires = "width")]
+    distinct: bool,
     /// Page mode: the page starts after this menu number (0: from the first picture).
     #[arg(long, value_name = "NUMBER", default_value_t = 0)]
     after: u32,
@@ -235,6 +253,24 @@ impl Work {
     }
 }
 
+fn parse_format(name: &str) -> Result<Format, String> {
+    Format::from_name(name).ok_or_else(|| "not jpeg, png or webp".to_owned())
+}
+
+impl Args {
+    /// The variant connection `slot` asks for (the picture as stored without --width,
+    /// --height and --format).
+    fn variant(&self, slot: u32) -> Variant {
+        let shrink = if self.distinct { slot } else { 0 };
+        let side = |side: Option<u32>| side.and_then(|s| NonZeroU32::new(s.saturating_sub(shrink)));
+        Variant {
+            max_width: side(self.width),
+            max_height: side(self.height),
+            format: self.format,
+        }
+    }
+}
+
 async fn load(args: &Args, target: Target) -> anyhow::Result<()> {
     let ws_protocol = args.ws_protocol.as_deref();
     let transport = target.transport();
@@ -261,10 +297,27 @@ async fn load(args: &Args, target: Target) -> anyhow::Result<()> {
         }
         mode => {
             let selector = Selector::from_choice(args.picture.as_bytes());
+            let variant = args.variant(0);
+            if !variant.is_original() && mode != Mode::Framed {
+                bail!("--width, --height and --format are for framed mode");
+            }
             let get = Command::Get(GetRequest {
                 selector: selector.clone(),
-                variant: Variant::default(),
+                variant,
             });
+            let mut distinct = Vec::new();
+            if args.distinct {
+                for slot in 0..connections {
+                    let variant = args.variant(slot as u32);
+                    let reference =
+                        reference::for_variant(&target, ws_protocol, &selector, variant).await?;
+                    let command = Command::Get(GetRequest {
+                        selector: selector.clone(),
+                        variant,
+                    });
+                    distinct.push((command, reference.bytes));
+                }
+            }
             let (reference, command) = match mode {
                 Mode::Page => {
                     let request = PageRequest {
@@ -281,6 +334,11 @@ async fn load(args: &Args, target: Target) -> anyhow::Result<()> {
                     let reference = reference::for_bare(&target, &selector, &args.picture).await?;
                     (reference, get)
                 }
+                _ if !variant.is_original() => {
+                    let reference =
+                        reference::for_variant(&target, ws_protocol, &selector, variant).await?;
+                    (reference, get)
+                }
                 _ => {
                     let reference =
                         reference::from_catalog(&target, ws_protocol, &selector).await?;
@@ -294,6 +352,7 @@ async fn load(args: &Args, target: Target) -> anyhow::Result<()> {
                 choice: args.picture.clone(),
                 command,
                 reference,
+                distinct,
             }))
         }
     };
@@ -340,8 +399,14 @@ async fn load(args: &Args, target: Target) -> anyhow::Result<()> {
             }
         }
         Work::Requests(job) => {
-            for conn in conns {
-                let work = framed::run(conn, Arc::clone(job), Arc::clone(&plan), Tally::new()?);
+            for (slot, conn) in conns.into_iter().enumerate() {
+                let work = framed::run(
+                    conn,
+                    slot,
+                    Arc::clone(job),
+                    Arc::clone(&plan),
+                    Tally::new()?,
+                );
                 tasks.spawn(work);
             }
         }

@@ -25,6 +25,23 @@ pub struct Job {
     pub command: Command,
     /// What every answer's body must be.
     pub reference: Reference,
+    /// With `--distinct`: what each connection sends instead of `command`, and the body its
+    /// answers must have.
+    pub distinct: Vec<(Command, Vec<u8>)>,
+}
+
+impl Job {
+    /// What connection `slot` sends over and over.
+    pub fn command_for(&self, slot: usize) -> &Command {
+        self.distinct.get(slot).map_or(&self.command, |(c, _)| c)
+    }
+
+    /// The body every answer on connection `slot` must have.
+    pub fn reference_for(&self, slot: usize) -> &[u8] {
+        self.distinct
+            .get(slot)
+            .map_or(self.reference.bytes.as_slice(), |(_, r)| r)
+    }
 }
 
 /// How long the measured phase lasts.

@@ -33,6 +33,9 @@ pub enum Source {
     /// The file as the server stored it; each upload's answer is checked against the SHA-256
     /// of the variant sent.
     Upload,
+    /// The first answer to the request for a variant (scaled or converted): its bytes are
+    /// not in the catalog, but a server makes the same ones every time.
+    FirstVariant,
 }
 
 impl Source {
@@ -42,6 +45,7 @@ impl Source {
             Source::FirstBody => "first-body",
             Source::Page => "first-page",
             Source::Upload => "upload",
+            Source::FirstVariant => "first-variant",
         }
     }
 }
@@ -62,6 +66,37 @@ pub async fn from_catalog(
     let mut conn = Conn::connect(target, ws_protocol).await?;
     let catalog = list(&mut conn).await?;
     fetch_checked(&mut conn, &catalog, selector).await
+}
+
+/// For a variant: the first answer to a GET for it, from a picture the catalog lists.
+pub async fn for_variant(
+    target: &Target,
+    ws_protocol: Option<&str>,
+    selector: &Selector,
+    variant: Variant,
+) -> anyhow::Result<Reference> {
+    let mut conn = Conn::connect(target, ws_protocol).await?;
+    let catalog = list(&mut conn).await?;
+    let Some(info) = catalog.iter().find(|p| p.is_selected_by(selector)) else {
+        bail!("the server has no picture {selector}");
+    };
+    let request = Request {
+        id: 2,
+        command: Command::Get(GetRequest {
+            selector: selector.clone(),
+            variant,
+        }),
+    };
+    let bytes = conn
+        .call(&request)
+        .await
+        .with_context(|| format!("GET {selector} as {variant:?} failed"))?;
+    ensure!(!bytes.is_empty(), "the server sent an empty variant");
+    Ok(Reference {
+        name: info.name.clone(),
+        bytes,
+        source: Source::FirstVariant,
+    })
 }
 
 /// For bare mode: the catalog's picture if the server also speaks framed mode, otherwise the

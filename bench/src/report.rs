@@ -113,6 +113,9 @@ impl Run<'_> {
             Source::Upload => {
                 "a different variant each time, each answer checked against its SHA-256"
             }
+            Source::FirstVariant => {
+                "a variant (scaled or converted): compared with the first answer for it"
+            }
         };
         let what = match self.page {
             Some(_) => "page",

@@ -1,0 +1,184 @@
+//! The time to make one variant, side by side with libvips' `vipsthumbnail` making the same
+//! thumbnail from the same file, measured in the same run (BENCHMARKS.md, "Variants").
+//!
+//! `cargo bench -p picture-server --bench variants [-- ITERATIONS] [--json]` (`--json`: the
+//! figures also as one JSON line, for `scripts/bench-compare --variants`). Ours is
+//! [`render`](picture_server::variants::render::render) on one thread, the bytes already in
+//! memory; vipsthumbnail gets every copy of the file in one invocation (its start-up spread
+//! over all of them, its best case), once with its own thread pool and once on one thread.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use picture_protocol::Format;
+use picture_server::variants::render::{Bounds, Made, Target, render};
+
+struct Case {
+    file: &'static str,
+    side: u32,
+    format: Format,
+}
+
+const CASES: [Case; 4] = [
+    Case {
+        file: "mountain.jpg",
+        side: 400,
+        format: Format::Jpeg,
+    },
+    Case {
+        file: "mountain.jpg",
+        side: 400,
+        format: Format::WebP,
+    },
+    Case {
+        file: "forest-small.jpg",
+        side: 200,
+        format: Format::Jpeg,
+    },
+    Case {
+        file: "forest-small.jpg",
+        side: 200,
+        format: Format::WebP,
+    },
+];
+
+fn main() {
+    let iterations: u32 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(30);
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+    let json = std::env::args().any(|a| a == "--json");
+    let mut figures = Vec::new();
+    let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "{:<18} {:>6} {:>5}  {:>10} {:>14} {:>14}  {:>6} {:>6}",
+        "file", "box", "out", "ours ms", "vips ms", "vips 1 thr ms", "ratio", "1 thr"
+    );
+    for case in CASES {
+        let source = std::fs::read(assets.join(case.file)).unwrap_or_else(|e| panic!("{e}"));
+        let ours = ours(&source, &case, iterations);
+        let vips = vipsthumbnail(
+            &assets.join(case.file),
+            scratch.path(),
+            &case,
+            iterations,
+            None,
+        );
+        let vips_one = vipsthumbnail(
+            &assets.join(case.file),
+            scratch.path(),
+            &case,
+            iterations,
+            Some(1),
+        );
+        let ms = |d: Option<Duration>| {
+            d.map_or("?".to_owned(), |d| format!("{:.2}", d.as_secs_f64() * 1e3))
+        };
+        let ratio = |theirs: Option<Duration>| {
+            theirs.map_or("?".to_owned(), |t| {
+                format!("{:.2}x", ours.as_secs_f64() / t.as_secs_f64())
+            })
+        };
+        println!(
+            "{:<18} {:>6} {:>5}  {:>10} {:>14} {:>14}  {:>6} {:>6}",
+            case.file,
+            format!("{0}x{0}", case.side),
+            case.format.name(),
+            ms(Some(ours)),
+            ms(vips),
+            ms(vips_one),
+            ratio(vips),
+            ratio(vips_one),
+        );
+        let seconds = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+        figures.push(serde_json::json!({
+            "file": case.file,
+            "side": case.side,
+            "format": case.format.name(),
+            "ours_s": ours.as_secs_f64(),
+            "vips_s": seconds(vips),
+            "vips_one_thread_s": seconds(vips_one),
+        }));
+    }
+    println!(
+        "ms: per image, the mean over {iterations}; ratio: ours / vipsthumbnail's (below 1: ours is faster)"
+    );
+    if json {
+        println!("{}", serde_json::Value::Array(figures));
+    }
+}
+
+/// Our mean time per variant, one thread, after a warm-up.
+fn ours(source: &[u8], case: &Case, iterations: u32) -> Duration {
+    let target = Target {
+        max_width: NonZeroU32::new(case.side),
+        max_height: NonZeroU32::new(case.side),
+        format: case.format,
+    };
+    let run = || {
+        let bounds = Bounds {
+            max_pixels: 50_000_000,
+            max_bytes: 16 << 20,
+            deadline: Instant::now() + Duration::from_secs(60),
+        };
+        match render(source, target, bounds) {
+            Ok(Made::Variant { bytes, .. }) => bytes.len(),
+            other => panic!("{}: {other:?}", case.file),
+        }
+    };
+    for _ in 0..3 {
+        run();
+    }
+    let started = Instant::now();
+    for _ in 0..iterations {
+        std::hint::black_box(run());
+    }
+    started.elapsed() / iterations
+}
+
+/// vipsthumbnail's time per image over `iterations` copies of the file in one invocation;
+/// `None` when it is not installed (Debian: libvips-tools).
+fn vipsthumbnail(
+    file: &Path,
+    scratch: &Path,
+    case: &Case,
+    iterations: u32,
+    threads: Option<u32>,
+) -> Option<Duration> {
+    let inputs = scratch.join("in");
+    let _ = std::fs::remove_dir_all(&inputs);
+    std::fs::create_dir_all(&inputs).ok()?;
+    let copies: Vec<PathBuf> = (0..iterations)
+        .map(|n| {
+            let copy = inputs.join(format!("{n}-{}", case.file));
+            std::fs::copy(file, &copy).map(|_| copy)
+        })
+        .collect::<Result<_, _>>()
+        .ok()?;
+    // Same qualities as ours: JPEG 80 with optimised tables, WebP 75; no metadata.
+    let output = match case.format {
+        Format::Jpeg => "%s-out.jpg[Q=80,optimize_coding,strip]",
+        Format::WebP => "%s-out.webp[Q=75,strip]",
+        Format::Png => "%s-out.png[strip]",
+    };
+    let run = || {
+        let mut command = Command::new("vipsthumbnail");
+        command
+            .args(&copies)
+            .arg("--size")
+            .arg(format!("{0}x{0}", case.side))
+            .arg("-o")
+            .arg(output);
+        if let Some(threads) = threads {
+            command.env("VIPS_CONCURRENCY", threads.to_string());
+        }
+        let started = Instant::now();
+        let status = command.status().ok()?;
+        status.success().then(|| started.elapsed())
+    };
+    run()?; // Warm the page cache and the library.
+    Some(run()? / iterations)
+}
