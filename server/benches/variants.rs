@@ -1,8 +1,9 @@
 //! The time to make one variant, side by side with libvips' `vipsthumbnail` making the same
 //! thumbnail from the same file, measured in the same run (BENCHMARKS.md, "Variants").
 //!
-//! `cargo bench -p picture-server --bench variants [-- ITERATIONS] [--json]` (`--json`: the
-//! figures also as one JSON line, for `scripts/bench-compare --variants`). Ours is
+//! `cargo bench -p picture-server --bench variants [-- ITERATIONS] [--json] [--steps]`
+//! (`--json`: the figures also as one JSON line, for `scripts/bench-compare --variants`;
+//! `--steps`: also each step of ours beside what it replaced). Ours is
 //! [`render`](picture_server::variants::render::render) on one thread, the bytes already in
 //! memory; vipsthumbnail gets every copy of the file in one invocation (its start-up spread
 //! over all of them, its best case), once with its own thread pool and once on one thread.
@@ -106,9 +107,92 @@ fn main() {
     println!(
         "ms: per image, the mean over {iterations}; ratio: ours / vipsthumbnail's (below 1: ours is faster)"
     );
+    if std::env::args().any(|a| a == "--steps") {
+        steps(&assets, iterations);
+    }
     if json {
         println!("{}", serde_json::Value::Array(figures));
     }
+}
+
+/// Each step of making the 400 x 300 thumbnail of the 3264 x 2448 photo, beside the simplest
+/// alternative: the figures behind each choice of crate.
+fn steps(assets: &Path, iterations: u32) {
+    use image::{DynamicImage, ImageFormat};
+    use picture_protocol::Dimensions;
+    use picture_server::variants::render::{decode, encode, resize};
+
+    let source = std::fs::read(assets.join("mountain.jpg")).unwrap_or_else(|e| panic!("{e}"));
+    let size = Dimensions {
+        width: 400,
+        height: 300,
+    };
+    // Each run returns a number: the width made, or for an encoder the bytes written.
+    let time = |what: &str, run: &mut dyn FnMut() -> usize| {
+        let made = run();
+        let started = Instant::now();
+        for _ in 0..iterations {
+            std::hint::black_box(run());
+        }
+        let each = started.elapsed() / iterations;
+        let bytes = if what.starts_with("encode") {
+            format!("{made:>8} bytes")
+        } else {
+            String::new()
+        };
+        println!("{what:<62} {:>8.2} ms{bytes}", each.as_secs_f64() * 1e3);
+    };
+    println!("\nsteps of mountain.jpg to 400x300, per image:");
+    let full = image::load_from_memory(&source).unwrap_or_else(|e| panic!("{e}"));
+    let scaled = decode(&source, ImageFormat::Jpeg, size).unwrap_or_else(|e| panic!("{e}"));
+    time("decode: the image crate, whole (zune-jpeg)", &mut || {
+        image::load_from_memory(&source).map_or(0, |i| i.width() as usize)
+    });
+    time(
+        &format!(
+            "decode: libjpeg-turbo at a reduced scale ({}x{})",
+            scaled.width(),
+            scaled.height()
+        ),
+        &mut || decode(&source, ImageFormat::Jpeg, size).map_or(0, |i| i.width() as usize),
+    );
+    let lanczos = image::imageops::FilterType::Lanczos3;
+    time(
+        "resize from 3264x2448: the image crate, Lanczos-3",
+        &mut || full.resize_exact(400, 300, lanczos).width() as usize,
+    );
+    time(
+        "resize from 3264x2448: fast_image_resize, Lanczos-3 (and a copy)",
+        &mut || resize(full.clone(), size).map_or(0, |i| i.width() as usize),
+    );
+    time(
+        "resize from the reduced scale: the image crate, Lanczos-3",
+        &mut || scaled.resize_exact(400, 300, lanczos).width() as usize,
+    );
+    time(
+        "resize from the reduced scale: fast_image_resize (and a copy)",
+        &mut || resize(scaled.clone(), size).map_or(0, |i| i.width() as usize),
+    );
+    let thumbnail: DynamicImage = resize(scaled.clone(), size).unwrap_or_else(|e| panic!("{e}"));
+    time("encode JPEG 80: the image crate", &mut || {
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
+            .encode_image(&thumbnail)
+            .map_or(0, |()| out.len())
+    });
+    time(
+        "encode JPEG 80: libjpeg-turbo (mozjpeg's build)",
+        &mut || encode(&thumbnail, Format::Jpeg).map_or(0, |b| b.len()),
+    );
+    time("encode WebP: the image crate (lossless only)", &mut || {
+        let mut out = std::io::Cursor::new(Vec::new());
+        thumbnail
+            .write_to(&mut out, ImageFormat::WebP)
+            .map_or(0, |()| out.get_ref().len())
+    });
+    time("encode WebP 75: libwebp (lossy)", &mut || {
+        encode(&thumbnail, Format::WebP).map_or(0, |b| b.len())
+    });
 }
 
 /// Our mean time per variant, one thread, after a warm-up.

@@ -187,8 +187,9 @@ fn orientation_of(source: &[u8], format: ImageFormat) -> Orientation {
 }
 
 /// The picture decoded, at least `at_least` in its stored orientation where the format can
-/// decode at a reduced scale (JPEG), whole otherwise.
-fn decode(
+/// decode at a reduced scale (JPEG), whole otherwise. (Public, like [`resize`] and
+/// [`encode`], for the benchmark that compares each step with its alternatives.)
+pub fn decode(
     source: &[u8],
     format: ImageFormat,
     at_least: Dimensions,
@@ -239,7 +240,7 @@ fn decode_jpeg_scaled(source: &[u8], at_least: Dimensions) -> Option<DynamicImag
 
 /// `image` scaled to exactly `size` with a Lanczos-3 filter (libvips' default for thumbnails),
 /// alpha kept when there is one.
-fn resize(image: DynamicImage, size: Dimensions) -> Result<DynamicImage, RenderError> {
+pub fn resize(image: DynamicImage, size: Dimensions) -> Result<DynamicImage, RenderError> {
     if (image.width(), image.height()) == (size.width, size.height) {
         return Ok(image);
     }
@@ -267,7 +268,8 @@ fn resize(image: DynamicImage, size: Dimensions) -> Result<DynamicImage, RenderE
     image.ok_or_else(|| fail(&"the scaled buffer has the wrong size"))
 }
 
-fn encode(image: &DynamicImage, format: Format) -> Result<Vec<u8>, RenderError> {
+/// `image` in `format`, at the qualities of [`JPEG_QUALITY`] and [`WEBP_QUALITY`].
+pub fn encode(image: &DynamicImage, format: Format) -> Result<Vec<u8>, RenderError> {
     let fail = |e: &dyn std::fmt::Display| RenderError::Encode(e.to_string());
     let (width, height) = (image.width(), image.height());
     match format {
