@@ -252,7 +252,18 @@ async fn an_object_store_that_goes_away_and_comes_back() {
         }
     })
     .await;
-    let answer = call(server.addr, by_name(&names[1])).await;
+    // Ready once its gateway answers a listing: SeaweedFS' volume server, which holds the
+    // bytes, may take a moment longer after a restart on a busy machine.
+    let answer = within(async {
+        loop {
+            let answer = call(server.addr, by_name(&names[1])).await;
+            if answer.head.status == Status::Ok {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
     assert!(answer.body == asset_bytes(&names[1]));
 }
 

@@ -90,8 +90,8 @@ async fn ping_answers_with_an_empty_body() {
 }
 
 #[tokio::test]
-async fn unsupported_variant_is_a_bad_request_and_the_connection_lives_on() {
-    use picture_protocol::{GetRequest, Variant};
+async fn a_variant_is_answered_in_order_with_its_dimensions_between_pipelined_requests() {
+    use picture_protocol::{Dimensions, GetRequest, Variant};
     let server = TestServer::start().await;
     let mut stream = connect(server.addr).await;
     let variant = Command::Get(GetRequest {
@@ -102,14 +102,48 @@ async fn unsupported_variant_is_a_bad_request_and_the_connection_lives_on() {
         },
     });
     let mut bytes = frame(5, variant);
-    bytes.extend(frame(6, Command::Ping));
+    bytes.extend(frame(6, get(Selector::Number(1))));
+    bytes.extend(frame(7, Command::Ping));
     send(&mut stream, &bytes).await;
     let mut buf = Vec::new();
     let first = read_response(&mut stream, &mut buf).await;
-    assert_eq!((first.head.id, first.head.status), (5, Status::BadRequest));
-    assert!(first.text().contains("not supported"));
+    assert_eq!((first.head.id, first.head.status), (5, Status::Ok));
+    // Car is 1500 x 938: 938 * 100 / 1500 = 62.5, rounded up.
+    assert_eq!(
+        first.head.dimensions,
+        Some(Dimensions {
+            width: 100,
+            height: 63
+        })
+    );
     let second = read_response(&mut stream, &mut buf).await;
-    assert_eq!((second.head.id, second.head.status), (6, Status::Ok));
+    assert_eq!((second.head.id, second.head.dimensions), (6, None));
+    assert_eq!(second.body, asset_bytes("car"));
+    let third = read_response(&mut stream, &mut buf).await;
+    assert_eq!((third.head.id, third.head.status), (7, Status::Ok));
+}
+
+#[tokio::test]
+async fn an_unknown_variant_format_is_a_malformed_frame() {
+    // GET number 1, no box, format code 9.
+    let request = [
+        0xFB, 1, 2, 0, 0, 0, 0, 4, 0, 14, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 9,
+    ];
+    let answer = exchange_raw(TestServer::start().await.addr, &request).await;
+    let (response, used) = picture_protocol::decode_response(&answer, u32::MAX)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no answer in {answer:?}"));
+    assert_eq!(
+        (response.head.id, response.head.status),
+        (4, Status::BadRequest)
+    );
+    assert!(
+        response.text().contains("format code 9"),
+        "{}",
+        response.text()
+    );
+    assert_eq!(used, answer.len(), "the connection is closed after it");
 }
 
 #[tokio::test]
