@@ -59,7 +59,9 @@ fn main() {
         "file", "box", "out", "ours ms", "vips ms", "vips 1 thr ms", "ratio", "1 thr"
     );
     for case in CASES {
-        let source = std::fs::read(assets.join(case.file)).unwrap_or_else(|e| panic!("{e}"));
+        let source = bytes::Bytes::from(
+            std::fs::read(assets.join(case.file)).unwrap_or_else(|e| panic!("{e}")),
+        );
         let ours = ours(&source, &case, iterations);
         let vips = vipsthumbnail(
             &assets.join(case.file),
@@ -120,9 +122,13 @@ fn main() {
 fn steps(assets: &Path, iterations: u32) {
     use image::{DynamicImage, ImageFormat};
     use picture_protocol::Dimensions;
+    use picture_server::store::measure;
     use picture_server::variants::render::{decode, encode, resize};
 
-    let source = std::fs::read(assets.join("mountain.jpg")).unwrap_or_else(|e| panic!("{e}"));
+    let source = bytes::Bytes::from(
+        std::fs::read(assets.join("mountain.jpg")).unwrap_or_else(|e| panic!("{e}")),
+    );
+    let measured = measure(&source, 50_000_000).unwrap_or_else(|e| panic!("{e}"));
     let size = Dimensions {
         width: 400,
         height: 300,
@@ -144,7 +150,7 @@ fn steps(assets: &Path, iterations: u32) {
     };
     println!("\nsteps of mountain.jpg to 400x300, per image:");
     let full = image::load_from_memory(&source).unwrap_or_else(|e| panic!("{e}"));
-    let scaled = decode(&source, ImageFormat::Jpeg, size).unwrap_or_else(|e| panic!("{e}"));
+    let scaled = decode(&measured, size).unwrap_or_else(|e| panic!("{e}"));
     time("decode: the image crate, whole (zune-jpeg)", &mut || {
         image::load_from_memory(&source).map_or(0, |i| i.width() as usize)
     });
@@ -154,7 +160,7 @@ fn steps(assets: &Path, iterations: u32) {
             scaled.width(),
             scaled.height()
         ),
-        &mut || decode(&source, ImageFormat::Jpeg, size).map_or(0, |i| i.width() as usize),
+        &mut || decode(&measured, size).map_or(0, |i| i.width() as usize),
     );
     let lanczos = image::imageops::FilterType::Lanczos3;
     time(
@@ -196,7 +202,7 @@ fn steps(assets: &Path, iterations: u32) {
 }
 
 /// Our mean time per variant, one thread, after a warm-up.
-fn ours(source: &[u8], case: &Case, iterations: u32) -> Duration {
+fn ours(source: &bytes::Bytes, case: &Case, iterations: u32) -> Duration {
     let target = Target {
         max_width: NonZeroU32::new(case.side),
         max_height: NonZeroU32::new(case.side),

@@ -41,6 +41,7 @@ pub fn variant(bytes: &[u8]) {
 
     use crate::variants::render::{Bounds, Target, render};
 
+    let bytes = Bytes::copy_from_slice(bytes);
     for format in Format::ALL {
         let target = Target {
             max_width: NonZeroU32::new(48),
@@ -52,7 +53,7 @@ pub fn variant(bytes: &[u8]) {
             max_bytes: 1 << 20,
             deadline: std::time::Instant::now() + Duration::from_secs(10),
         };
-        let _ = render(bytes, target, bounds);
+        let _ = render(&bytes, target, bounds);
     }
 }
 

@@ -65,7 +65,7 @@ pub use picture::{
 pub use postgres::{PgError, PoolSettings};
 pub use sqlite::DbError;
 pub use transfer::{ExportError, export};
-pub use upload::{UploadError, UploadRules};
+pub use upload::{Measured, UploadError, UploadRules, measure};
 pub use variants::{StoredVariant, VariantKey};
 use writer::{Blobs, Upload, Writer};
 

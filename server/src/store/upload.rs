@@ -87,32 +87,9 @@ pub fn check(bytes: Bytes, rules: UploadRules) -> Result<Checked, UploadError> {
     if !ACCEPTED.contains(&format) {
         return Err(UploadError::Unaccepted(format.to_mime_type()));
     }
-    let reader = || ImageReader::with_format(Cursor::new(&bytes[..]), format);
-    if format == ImageFormat::Png {
-        check_png_profile(&bytes)?;
-    }
-    let mut header = reader();
-    let mut header_limits = image::Limits::default();
-    header_limits.max_alloc = Some(HEADER_ALLOC);
-    header.limits(header_limits);
-    let (width, height) = header.into_dimensions().map_err(UploadError::Corrupt)?;
-    if width == 0 || height == 0 {
-        return Err(UploadError::Empty(width, height));
-    }
-    if u64::from(width) * u64::from(height) > rules.max_pixels {
-        return Err(UploadError::TooManyPixels {
-            width,
-            height,
-            max: rules.max_pixels,
-        });
-    }
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(width);
-    limits.max_image_height = Some(height);
-    limits.max_alloc = Some(u64::from(width) * u64::from(height) * DECODE_BYTES_PER_PIXEL);
-    let mut decoder = reader();
-    decoder.limits(limits);
-    decoder.decode().map_err(UploadError::Corrupt)?;
+    let measured = measure(&bytes, rules.max_pixels)?;
+    let (width, height) = (measured.width, measured.height);
+    measured.reader().decode().map_err(UploadError::Corrupt)?;
     // Walking the container also finds what a lenient decoder forgives, such as a JPEG cut
     // short, which decodes to a grey lower half: it runs even when metadata is kept.
     let stripped = strip_metadata(&bytes, format)?;
@@ -128,6 +105,66 @@ pub fn check(bytes: Bytes, rules: UploadRules) -> Result<Checked, UploadError> {
         width,
         height,
     })
+}
+
+/// A picture whose header passed the checks every decode starts with: its format read from
+/// its content, a PNG's colour profile and the header read within small budgets, its size
+/// non-zero and within the pixel limit. Nothing is decoded yet. Uploads and variants both
+/// start here, so a picture a store holds (perhaps from a folder, or from before the limit
+/// was lowered) costs a variant no more than an upload may.
+pub struct Measured<'a> {
+    bytes: &'a [u8],
+    pub format: ImageFormat,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Measures `bytes` against `max_pixels`: see [`Measured`].
+pub fn measure(bytes: &Bytes, max_pixels: u64) -> Result<Measured<'_>, UploadError> {
+    let format = image::guess_format(bytes).map_err(|_| UploadError::UnknownFormat)?;
+    if format == ImageFormat::Png {
+        check_png_profile(bytes)?;
+    }
+    let mut header = ImageReader::with_format(Cursor::new(&bytes[..]), format);
+    let mut header_limits = image::Limits::default();
+    header_limits.max_alloc = Some(HEADER_ALLOC);
+    header.limits(header_limits);
+    let (width, height) = header.into_dimensions().map_err(UploadError::Corrupt)?;
+    if width == 0 || height == 0 {
+        return Err(UploadError::Empty(width, height));
+    }
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(UploadError::TooManyPixels {
+            width,
+            height,
+            max: max_pixels,
+        });
+    }
+    Ok(Measured {
+        bytes,
+        format,
+        width,
+        height,
+    })
+}
+
+impl Measured<'_> {
+    /// The picture's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes
+    }
+
+    /// A reader of the whole picture whose allocations are bounded by what its size needs.
+    pub fn reader(&self) -> ImageReader<Cursor<&[u8]>> {
+        let mut limits = image::Limits::default();
+        limits.max_image_width = Some(self.width);
+        limits.max_image_height = Some(self.height);
+        limits.max_alloc =
+            Some(u64::from(self.width) * u64::from(self.height) * DECODE_BYTES_PER_PIXEL);
+        let mut reader = ImageReader::with_format(Cursor::new(self.bytes), self.format);
+        reader.limits(limits);
+        reader
+    }
 }
 
 /// Refuses a PNG whose compressed colour profile (`iCCP`) inflates beyond

@@ -3,16 +3,18 @@
 //! it down with a SIMD resizer, encode it. Blocking and CPU-bound: it runs on the variant
 //! pool's threads (see [`super::pool`]), never on the async workers.
 
-use std::io::Cursor;
 use std::num::NonZeroU32;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;
 
+use bytes::Bytes;
 use fast_image_resize as fr;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageFormat, ImageReader, RgbImage};
+use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageFormat, RgbImage};
 use picture_protocol::{Dimensions, Format};
+
+use crate::store::{Measured, UploadError, measure};
 
 /// JPEG quality of a variant: what libvips and most image servers default to (75 to 85),
 /// small enough for a thumbnail strip, with no visible blocking at thumbnail sizes.
@@ -55,6 +57,18 @@ pub enum Made {
     },
 }
 
+impl From<UploadError> for RenderError {
+    fn from(error: UploadError) -> RenderError {
+        match error {
+            UploadError::UnknownFormat => RenderError::UnknownFormat,
+            UploadError::TooManyPixels { width, height, max } => {
+                RenderError::TooManyPixels { width, height, max }
+            }
+            other => RenderError::Decode(other.to_string()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
     #[error("the picture is not in a format this server reads")]
@@ -74,12 +88,16 @@ pub enum RenderError {
 /// The size of a `width` x `height` picture scaled down to fit inside the box, its aspect
 /// ratio kept: the side the box bounds gets the box's size exactly, the other is rounded to
 /// the nearest pixel (at least 1). A picture the box holds keeps its size: never scaled up.
+/// (A picture with no pixels keeps its size too: there is nothing to scale.)
 pub fn fit(
     width: u32,
     height: u32,
     max_width: Option<NonZeroU32>,
     max_height: Option<NonZeroU32>,
 ) -> Dimensions {
+    if width == 0 || height == 0 {
+        return Dimensions { width, height };
+    }
     let box_width = max_width.map_or(width, NonZeroU32::get).min(width);
     let box_height = max_height.map_or(height, NonZeroU32::get).min(height);
     let (w, h) = (u64::from(width), u64::from(height));
@@ -101,20 +119,11 @@ pub fn fit(
 }
 
 /// Makes the variant `target` of the picture `source`.
-pub fn render(source: &[u8], target: Target, bounds: Bounds) -> Result<Made, RenderError> {
-    let format = image::guess_format(source).map_err(|_| RenderError::UnknownFormat)?;
-    let reader = ImageReader::with_format(Cursor::new(source), format);
-    let (width, height) = reader
-        .into_dimensions()
-        .map_err(|e| RenderError::Decode(e.to_string()))?;
-    if u64::from(width) * u64::from(height) > bounds.max_pixels {
-        return Err(RenderError::TooManyPixels {
-            width,
-            height,
-            max: bounds.max_pixels,
-        });
-    }
-    let orientation = orientation_of(source, format);
+pub fn render(source: &Bytes, target: Target, bounds: Bounds) -> Result<Made, RenderError> {
+    // The checks an upload's header passes, under the same budgets: nothing is decoded yet.
+    let measured = measure(source, bounds.max_pixels)?;
+    let (format, width, height) = (measured.format, measured.width, measured.height);
+    let orientation = orientation_of(&measured);
     let turned = swaps_sides(orientation);
     let (shown_width, shown_height) = if turned {
         (height, width)
@@ -142,12 +151,13 @@ pub fn render(source: &[u8], target: Target, bounds: Bounds) -> Result<Made, Ren
         shown
     };
 
-    let decoded = decode(source, format, stored)?;
+    let decoded = decode(&measured, stored)?;
     check_deadline(bounds)?;
     let mut resized = resize(decoded, stored)?;
     check_deadline(bounds)?;
     resized.apply_orientation(orientation);
     let bytes = encode(&resized, target.format)?;
+    check_deadline(bounds)?;
     if bytes.len() > bounds.max_bytes {
         return Err(RenderError::TooLarge {
             len: bytes.len(),
@@ -179,8 +189,9 @@ fn swaps_sides(orientation: Orientation) -> bool {
 }
 
 /// The picture's EXIF orientation (upright when it has none or it cannot be read).
-fn orientation_of(source: &[u8], format: ImageFormat) -> Orientation {
-    ImageReader::with_format(Cursor::new(source), format)
+fn orientation_of(measured: &Measured<'_>) -> Orientation {
+    measured
+        .reader()
         .into_decoder()
         .and_then(|mut decoder| decoder.orientation())
         .unwrap_or(Orientation::NoTransforms)
@@ -189,18 +200,15 @@ fn orientation_of(source: &[u8], format: ImageFormat) -> Orientation {
 /// The picture decoded, at least `at_least` in its stored orientation where the format can
 /// decode at a reduced scale (JPEG), whole otherwise. (Public, like [`resize`] and
 /// [`encode`], for the benchmark that compares each step with its alternatives.)
-pub fn decode(
-    source: &[u8],
-    format: ImageFormat,
-    at_least: Dimensions,
-) -> Result<DynamicImage, RenderError> {
-    if format == ImageFormat::Jpeg
-        && let Some(image) = decode_jpeg_scaled(source, at_least)
+pub fn decode(measured: &Measured<'_>, at_least: Dimensions) -> Result<DynamicImage, RenderError> {
+    if measured.format == ImageFormat::Jpeg
+        && let Some(image) = decode_jpeg_scaled(measured, at_least)
     {
         return Ok(image);
     }
     // Animated GIF and WebP: their first frame.
-    ImageReader::with_format(Cursor::new(source), format)
+    measured
+        .reader()
         .decode()
         .map_err(|e| RenderError::Decode(e.to_string()))
 }
@@ -210,11 +218,18 @@ pub fn decode(
 /// makes an 8-megapixel photo's thumbnail several times cheaper than decoding it whole.
 /// `None` when libjpeg cannot give RGB (CMYK) or fails: the image crate's decoder then
 /// decodes the whole picture, and reports what is wrong with it.
-fn decode_jpeg_scaled(source: &[u8], at_least: Dimensions) -> Option<DynamicImage> {
+fn decode_jpeg_scaled(measured: &Measured<'_>, at_least: Dimensions) -> Option<DynamicImage> {
     // libjpeg reports errors by unwinding out of its callbacks (mozjpeg's error manager).
     panic::catch_unwind(AssertUnwindSafe(|| {
-        let mut decompress = mozjpeg::Decompress::builder().from_mem(source).ok()?;
+        let mut decompress = mozjpeg::Decompress::builder()
+            .from_mem(measured.bytes())
+            .ok()?;
         let (width, height) = (decompress.width(), decompress.height());
+        // libjpeg reads the same frame header as the measuring did; should they ever
+        // disagree, the image crate decodes it under the measured limits instead.
+        if (width, height) != (measured.width as usize, measured.height as usize) {
+            return None;
+        }
         let eighths = (1..=8u8)
             .find(|&n| {
                 let scaled = |side: usize| (side * usize::from(n)).div_ceil(8);
@@ -274,8 +289,8 @@ pub fn encode(image: &DynamicImage, format: Format) -> Result<Vec<u8>, RenderErr
     let (width, height) = (image.width(), image.height());
     match format {
         Format::Jpeg => {
-            // JPEG has no transparency: what was transparent shows black, as in libvips.
-            let rgb = image.to_rgb8();
+            // JPEG has no transparency: the picture is laid on black, as libvips does.
+            let rgb = on_black(image);
             panic::catch_unwind(AssertUnwindSafe(|| -> std::io::Result<Vec<u8>> {
                 let mut compress = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
                 // libjpeg-turbo's own settings: mozjpeg's trellis search would make files a
@@ -326,6 +341,19 @@ pub fn encode(image: &DynamicImage, format: Format) -> Result<Vec<u8>, RenderErr
     }
 }
 
+/// `image` without its alpha channel, as if laid on black: each colour scaled by its alpha.
+fn on_black(image: &DynamicImage) -> RgbImage {
+    if !image.color().has_alpha() {
+        return image.to_rgb8();
+    }
+    let rgba = image.to_rgba8();
+    RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        let [r, g, b, a] = rgba.get_pixel(x, y).0;
+        let scale = |c: u8| ((u16::from(c) * u16::from(a) + 127) / 255) as u8;
+        image::Rgb([scale(r), scale(g), scale(b)])
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,5 +384,19 @@ mod tests {
         assert_eq!(fitted(1, 10_000, 100, 100), (1, 100));
         assert_eq!(fitted(1, 1, 1, 1), (1, 1));
         assert_eq!(fitted(u32::MAX, u32::MAX, 7, 5), (5, 5));
+        // No pixels: nothing to scale, and no division by zero.
+        assert_eq!(fitted(0, 10, 5, 5), (0, 10));
+        assert_eq!(fitted(10, 0, 5, 5), (10, 0));
+    }
+
+    #[test]
+    fn transparency_is_laid_on_black_for_jpeg() {
+        let image = DynamicImage::ImageRgba8(image::RgbaImage::from_fn(3, 1, |x, _| {
+            image::Rgba([200, 100, 50, [255, 128, 0][x as usize]])
+        }));
+        let flat = on_black(&image);
+        assert_eq!(flat.get_pixel(0, 0).0, [200, 100, 50]);
+        assert_eq!(flat.get_pixel(1, 0).0, [100, 50, 25]);
+        assert_eq!(flat.get_pixel(2, 0).0, [0, 0, 0]);
     }
 }
