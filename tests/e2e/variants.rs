@@ -292,19 +292,47 @@ async fn a_picture_over_the_pixel_limit_is_refused_before_decoding() {
 /// A server on the shipped pictures whose variants are made one at a time, with `queue` more
 /// waiting, each within `timeout`.
 async fn constrained(queue: usize, timeout: std::time::Duration) -> TestServer {
-    let folder = Folder::load(&assets_dir()).unwrap_or_else(|e| panic!("{e}"));
-    let settings = Settings {
+    with_settings(Settings {
         workers: 1,
         queue,
         timeout,
         ..Settings::default()
-    };
+    })
+    .await
+}
+
+async fn with_settings(settings: Settings) -> TestServer {
+    let folder = Folder::load(&assets_dir()).unwrap_or_else(|e| panic!("{e}"));
     let service = Service::with_variants(
         std::sync::Arc::new(Store::from_folder(folder)),
         None,
         settings,
     );
     TestServer::start_service(service, Limits::default()).await
+}
+
+#[tokio::test]
+async fn a_variant_over_the_size_limit_is_not_sent() {
+    let server = with_settings(Settings {
+        max_bytes: 1000,
+        ..Settings::default()
+    })
+    .await;
+    let mut client = within(Client::connect(&server.addr.to_string()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The 400 x 300 PNG of the photo is far over 1000 bytes; its 16 x 12 JPEG is not.
+    let refused = within(client.get_variant(
+        Selector::Name("mountain".into()),
+        variant(400, 400, Some(Format::Png)),
+        |_, _| {},
+    ))
+    .await;
+    let (status, message) = crate::writes::refusal(refused);
+    assert_eq!(status, Status::Internal);
+    assert!(message.contains("more than the limit of 1000"), "{message}");
+    let small = fetch(&mut client, "mountain", variant(16, 16, Some(Format::Jpeg))).await;
+    assert!(small.bytes.len() <= 1000, "{}", small.bytes.len());
 }
 
 #[tokio::test]
@@ -436,6 +464,36 @@ async fn sixteen_requests_at_once_make_a_variant_once_and_a_restart_reads_it_bac
     assert_eq!(call(tcp, thumbnail()).await.body, bodies[0]);
     let metrics = scrape_until(http, |m| found(m, "store") >= 1.0).await;
     assert_eq!(made(&metrics), 0.0, "{metrics}");
+}
+
+#[tokio::test]
+async fn boxes_larger_than_the_picture_share_a_variant_and_the_database_keeps_a_few() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let server =
+        TestServer::start_store(&sqlite(&dir), Limits::default(), &StoreOptions::default()).await;
+    let db = dir.path().join("pictures.db");
+    let mut client = authorized(server.addr).await;
+    let pattern = put(&mut client, "pattern", &crate::writes::png(64, 48))
+        .await
+        .sha256;
+    // 64 x 48 as JPEG in boxes of 64, 100 and 4000: none bounds it, one variant.
+    for side in [64, 100, 4000] {
+        let got = fetch(
+            &mut client,
+            "pattern",
+            variant(side, side, Some(Format::Jpeg)),
+        )
+        .await;
+        assert_eq!(decode(&got.bytes).dimensions(), (64, 48));
+    }
+    assert_eq!(kept_variants(&db, &pattern), 1);
+    // Every smaller width is a variant of its own: the database keeps 32 of them, and the
+    // rest are still made and served.
+    for width in 1..=40 {
+        let got = fetch(&mut client, "pattern", variant(width, 0, Some(Format::Png))).await;
+        assert_eq!(got.dimensions.map(|d| d.width), Some(width));
+    }
+    assert_eq!(kept_variants(&db, &pattern), 32);
 }
 
 #[tokio::test]

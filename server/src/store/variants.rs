@@ -30,10 +30,17 @@ pub struct StoredVariant {
 pub const VARIANT: &str = "SELECT width, height, bytes FROM variants
      WHERE source = $1 AND max_width = $2 AND max_height = $3 AND format = $4";
 
-/// Keeps a variant unless one is there, or its content is gone (deleted while it was made).
+/// Variants kept in the database for one content, at most. Every box a client names is a
+/// variant of its own: without a bound, anyone who may read could fill the disk by asking for
+/// each size in turn. Past it, variants are made and kept in memory only.
+pub const MAX_KEPT_PER_PICTURE: i64 = 32;
+
+/// Keeps a variant unless one is there, its content is gone (deleted while it was made), or
+/// the content has [`MAX_KEPT_PER_PICTURE`] kept already.
 pub const INSERT_VARIANT: &str =
     "INSERT INTO variants (source, max_width, max_height, format, width, height, bytes)
      SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM contents WHERE sha256 = $1)
+     AND (SELECT count(*) FROM variants WHERE source = $1) < $8
      ON CONFLICT DO NOTHING";
 
 impl VariantKey {
@@ -48,7 +55,7 @@ impl VariantKey {
     }
 
     /// The parameters of [`INSERT_VARIANT`].
-    pub fn insert_params<'a>(&'a self, variant: &'a StoredVariant) -> [Value<'a>; 7] {
+    pub fn insert_params<'a>(&'a self, variant: &'a StoredVariant) -> [Value<'a>; 8] {
         let [source, max_width, max_height, format] = self.params();
         [
             source,
@@ -58,6 +65,7 @@ impl VariantKey {
             Value::Int(variant.width.into()),
             Value::Int(variant.height.into()),
             Value::Bytes(&variant.bytes),
+            Value::Int(MAX_KEPT_PER_PICTURE),
         ]
     }
 }

@@ -12,6 +12,7 @@ mod pool;
 pub mod render;
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -89,6 +90,8 @@ pub enum VariantError {
     Render(#[from] RenderError),
     #[error("{0}")]
     Store(String),
+    #[error("the variant was not ready within its deadline of {0:?}")]
+    TimedOut(Duration),
 }
 
 impl VariantError {
@@ -99,11 +102,28 @@ impl VariantError {
             self,
             VariantError::Pool(PoolError::Busy | PoolError::Deadline)
                 | VariantError::Render(RenderError::Deadline)
+                | VariantError::TimedOut(_)
         )
     }
 }
 
 type Flight = Shared<BoxFuture<'static, Result<Variant, VariantError>>>;
+
+/// Removes a flight from the map when the task making it ends; the variant is in the cache
+/// by then, if it was made.
+struct Landing<'a> {
+    flights: &'a Mutex<HashMap<VariantKey, Flight>>,
+    key: VariantKey,
+}
+
+impl Drop for Landing<'_> {
+    fn drop(&mut self) {
+        self.flights
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&self.key);
+    }
+}
 
 /// Makes, keeps and finds variants.
 pub struct Variants {
@@ -134,10 +154,17 @@ impl Variants {
         bytes: Option<Bytes>,
         request: Request,
     ) -> Result<Variant, VariantError> {
+        // A side of the box at least as long as the picture's longest side (whichever way it
+        // is turned) bounds nothing: all such boxes are one variant, not one per size asked.
+        let longest = info.width.max(info.height);
+        let side = |side: Option<NonZeroU32>| match side.map(NonZeroU32::get) {
+            Some(side) if side < longest => side,
+            _ => 0,
+        };
         let key = VariantKey {
             source: info.sha256,
-            max_width: request.max_width.map_or(0, |w| w.get()),
-            max_height: request.max_height.map_or(0, |h| h.get()),
+            max_width: side(request.max_width),
+            max_height: side(request.max_height),
             // As stored when no format is asked for; a GIF or BMP becomes a PNG.
             format: request
                 .format
@@ -160,8 +187,7 @@ impl Variants {
                     if let Some(found) = self.cache.get(&key) {
                         return Ok(found);
                     }
-                    let task =
-                        tokio::spawn(self.clone().find_or_make(key, info.clone(), bytes, request));
+                    let task = tokio::spawn(self.clone().find_or_make(key, info.clone(), bytes));
                     let flight = async move {
                         task.await
                             .unwrap_or(Err(VariantError::Pool(PoolError::Failed)))
@@ -173,7 +199,12 @@ impl Variants {
                 }
             }
         };
-        flight.await
+        // The flight has its own deadline, checked between its steps; a step (a decode, a
+        // slow store) can outlast it, and this request does not wait for that.
+        match tokio::time::timeout(self.settings.timeout, flight).await {
+            Ok(result) => result,
+            Err(_) => Err(VariantError::TimedOut(self.settings.timeout)),
+        }
     }
 
     /// Looks for the variant in the store, or makes it; keeps it in memory and in the store.
@@ -184,16 +215,17 @@ impl Variants {
         key: VariantKey,
         info: PictureInfo,
         bytes: Option<Bytes>,
-        request: Request,
     ) -> Result<Variant, VariantError> {
-        let result = self.find_or_make_uncached(key, &info, bytes, request).await;
+        // Ends the flight however this task ends, a panic included: a flight left behind
+        // would answer every later request for the variant with this one's failure.
+        let _landing = Landing {
+            flights: &self.flights,
+            key,
+        };
+        let result = self.find_or_make_uncached(key, &info, bytes).await;
         if let Ok(variant) = &result {
             self.cache.insert(key, variant.clone());
         }
-        self.flights
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(&key);
         result
     }
 
@@ -202,7 +234,6 @@ impl Variants {
         key: VariantKey,
         info: &PictureInfo,
         bytes: Option<Bytes>,
-        request: Request,
     ) -> Result<Variant, VariantError> {
         let deadline = Instant::now() + self.settings.timeout;
         let store_error = |e: crate::store::StoreError| VariantError::Store(e.to_string());
@@ -217,13 +248,16 @@ impl Variants {
                 },
             });
         }
+        // A place in the pool before the original is read: a full pool turns requests away
+        // before they hold pictures in memory.
+        let admitted = self.pool.admit()?;
         let original = match bytes {
             Some(bytes) => bytes,
             None => self.store.bytes_of(info).await.map_err(store_error)?,
         };
         let target = Target {
-            max_width: request.max_width,
-            max_height: request.max_height,
+            max_width: NonZeroU32::new(key.max_width),
+            max_height: NonZeroU32::new(key.max_height),
             format: key.format,
         };
         let bounds = Bounds {
@@ -232,8 +266,7 @@ impl Variants {
             deadline,
         };
         let source = original.clone();
-        let made = self
-            .pool
+        let made = admitted
             .run(deadline, move || {
                 let started = Instant::now();
                 let made = render::render(&source, target, bounds);

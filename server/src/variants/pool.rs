@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub struct Pool {
     /// One permit per job running.
@@ -34,22 +34,50 @@ impl Pool {
         }
     }
 
-    /// Runs `work` on a pool thread and returns what it returns.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        deadline: Instant,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, PoolError> {
+    /// A place among the jobs running or waiting, or *busy* at once: taken before anything
+    /// is read for the job, so that a full pool also bounds what jobs hold while they wait.
+    pub fn admit(&self) -> Result<Admitted, PoolError> {
         let admitted = self
             .admitted
             .clone()
             .try_acquire_owned()
             .map_err(|_| PoolError::Busy)?;
-        let running =
-            tokio::time::timeout_at(deadline.into(), self.running.clone().acquire_owned())
-                .await
-                .map_err(|_| PoolError::Deadline)?
-                .map_err(|_| PoolError::Failed)?;
+        Ok(Admitted {
+            admitted,
+            running: self.running.clone(),
+        })
+    }
+
+    /// Runs `work` on a pool thread and returns what it returns.
+    #[cfg(test)]
+    pub async fn run<T: Send + 'static>(
+        &self,
+        deadline: Instant,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PoolError> {
+        self.admit()?.run(deadline, work).await
+    }
+}
+
+/// A job admitted to the pool, not yet running.
+pub struct Admitted {
+    admitted: OwnedSemaphorePermit,
+    running: Arc<Semaphore>,
+}
+
+impl Admitted {
+    /// Waits for a free thread (until `deadline`), runs `work` there and returns what it
+    /// returns.
+    pub async fn run<T: Send + 'static>(
+        self,
+        deadline: Instant,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PoolError> {
+        let running = tokio::time::timeout_at(deadline.into(), self.running.acquire_owned())
+            .await
+            .map_err(|_| PoolError::Deadline)?
+            .map_err(|_| PoolError::Failed)?;
+        let admitted = self.admitted;
         tokio::task::spawn_blocking(move || {
             // Held until the work is done, even when whoever waits for it has gone.
             let _permits = (admitted, running);
