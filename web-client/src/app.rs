@@ -432,10 +432,10 @@ impl App {
     fn ask_for_thumbnails(&mut self) {
         let (width, height) = thumbnails::device_box(THUMBNAIL_BOX, self.view.pixel_ratio());
         while self.connection.state() == ConnectionState::Connected
-            && let Some((number, sha256)) = self.thumbnails.next_to_ask()
+            && let Some((name, sha256)) = self.thumbnails.next_to_ask()
         {
             let command = Command::Get(GetRequest {
-                selector: Selector::Number(number),
+                selector: Selector::Name(name),
                 variant: Variant {
                     max_width: NonZeroU32::new(width),
                     max_height: NonZeroU32::new(height),

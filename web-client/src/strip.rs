@@ -56,7 +56,7 @@ impl StripView {
             image.set_attribute("data-sha256", &hex(&picture.sha256))?;
             match self.urls.get(&picture.sha256) {
                 Some(url) => image.set_src(url),
-                None => wanted.push((picture.number, picture.sha256)),
+                None => wanted.push((picture.name.clone(), picture.sha256)),
             }
             button.append_child(&image)?;
             self.strip.append_child(&button)?;

@@ -9,9 +9,10 @@ pub const MAX_IN_FLIGHT: usize = 4;
 /// The box a thumbnail is shown in, in CSS pixels (`.strip img` in `www/style.css`).
 pub const THUMBNAIL_BOX: (u32, u32) = (112, 84);
 
-/// A picture whose thumbnail is wanted: its number (to ask for it) and its content's SHA-256
-/// (what the thumbnail is kept by: the same bytes under another number need no new one).
-pub type Wanted = (u32, [u8; 32]);
+/// A picture whose thumbnail is wanted: its name (to ask for it: a number shifts when a
+/// picture before it is added or deleted) and its content's SHA-256 (what the thumbnail is
+/// kept by: the same bytes under another name need no new one).
+pub type Wanted = (String, [u8; 32]);
 
 #[derive(Debug, Default)]
 pub struct Thumbnails {
@@ -48,7 +49,8 @@ impl Thumbnails {
 }
 
 /// The largest size, in device pixels, that shows crisply in a box of `css` pixels on a
-/// screen with `device_pixel_ratio` device pixels per CSS pixel (at least 1 each way).
+/// screen with `device_pixel_ratio` device pixels per CSS pixel. A side of 0 (not measured)
+/// stays 0: no bound.
 pub fn device_box(css: (u32, u32), device_pixel_ratio: f64) -> (u32, u32) {
     let ratio = if device_pixel_ratio.is_finite() && device_pixel_ratio > 0.0 {
         device_pixel_ratio.min(8.0)
@@ -56,7 +58,7 @@ pub fn device_box(css: (u32, u32), device_pixel_ratio: f64) -> (u32, u32) {
         1.0
     };
     // `as` saturates; the ratio is at most 8, so the sides stay far from the limit.
-    let scale = |side: u32| ((f64::from(side) * ratio).ceil() as u32).max(1);
+    let scale = |side: u32| (f64::from(side) * ratio).ceil() as u32;
     (scale(css.0), scale(css.1))
 }
 
@@ -67,23 +69,24 @@ mod tests {
     #[test]
     fn at_most_a_few_are_on_their_way() {
         let mut thumbnails = Thumbnails::default();
-        thumbnails.want((1..=10).map(|n| (n, [n as u8; 32])).collect());
-        let first: Vec<u32> = std::iter::from_fn(|| thumbnails.next_to_ask())
-            .map(|(n, _)| n)
+        let wanted = |n: u8| (format!("p{n}"), [n; 32]);
+        thumbnails.want((1..=10).map(wanted).collect());
+        let first: Vec<[u8; 32]> = std::iter::from_fn(|| thumbnails.next_to_ask())
+            .map(|(_, sha256)| sha256)
             .collect();
-        assert_eq!(first, vec![1, 2, 3, 4]);
+        assert_eq!(first, vec![[1; 32], [2; 32], [3; 32], [4; 32]]);
         thumbnails.finished();
-        assert_eq!(thumbnails.next_to_ask().map(|(n, _)| n), Some(5));
+        assert_eq!(thumbnails.next_to_ask(), Some(wanted(5)));
         assert_eq!(thumbnails.next_to_ask(), None);
         // A new menu replaces what was still wanted; those on their way still count.
-        thumbnails.want(vec![(7, [7; 32])]);
+        thumbnails.want(vec![wanted(7)]);
         assert_eq!(thumbnails.next_to_ask(), None);
         thumbnails.finished();
-        assert_eq!(thumbnails.next_to_ask().map(|(n, _)| n), Some(7));
+        assert_eq!(thumbnails.next_to_ask(), Some(wanted(7)));
         thumbnails.reset();
         assert_eq!(thumbnails.next_to_ask(), None);
-        thumbnails.want(vec![(9, [9; 32])]);
-        assert_eq!(thumbnails.next_to_ask().map(|(n, _)| n), Some(9));
+        thumbnails.want(vec![wanted(9)]);
+        assert_eq!(thumbnails.next_to_ask(), Some(wanted(9)));
     }
 
     #[test]
@@ -94,6 +97,6 @@ mod tests {
         assert_eq!(device_box((112, 84), 2.625), (294, 221));
         assert_eq!(device_box((112, 84), f64::NAN), (112, 84));
         assert_eq!(device_box((112, 84), 0.0), (112, 84));
-        assert_eq!(device_box((0, 0), 3.0), (1, 1));
+        assert_eq!(device_box((0, 84), 3.0), (0, 252));
     }
 }

@@ -275,7 +275,10 @@ fn the_strip_keeps_thumbnails_by_their_bytes_and_marks_the_one_on_show() {
     let wanted = strip
         .fill(&[car.clone(), house.clone()])
         .unwrap_or_else(|e| panic!("{e:?}"));
-    assert_eq!(wanted, vec![(1, [1; 32]), (2, [2; 32])]);
+    assert_eq!(
+        wanted,
+        vec![("car".to_owned(), [1; 32]), ("house".to_owned(), [2; 32])]
+    );
     let png = js_sys::Uint8Array::from(&PNG[..]);
     strip
         .show([1; 32], &png, "image/png")
@@ -297,7 +300,7 @@ fn the_strip_keeps_thumbnails_by_their_bytes_and_marks_the_one_on_show() {
     let wanted = strip
         .fill(&[entry(1, "house", 2), moved])
         .unwrap_or_else(|e| panic!("{e:?}"));
-    assert_eq!(wanted, vec![(1, [2; 32])]);
+    assert_eq!(wanted, vec![("house".to_owned(), [2; 32])]);
     assert_eq!(car_image(&element).src(), url);
 
     strip.mark(Some(2));
