@@ -238,6 +238,18 @@ pub fn file_name(info: &PictureInfo) -> String {
     format!("{safe}.{extension}")
 }
 
+/// A file name for a variant: the picture's, with its size, so that it never overwrites the
+/// picture saved at full size (`mountain-400x300.webp`).
+pub fn variant_file_name(info: &PictureInfo) -> String {
+    let plain = file_name(info);
+    match plain.rsplit_once('.') {
+        Some((stem, extension)) => {
+            format!("{stem}-{}x{}.{extension}", info.width, info.height)
+        }
+        None => plain,
+    }
+}
+
 pub fn human_bytes(n: u64) -> String {
     match n {
         n if n >= 1024 * 1024 => format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0)),

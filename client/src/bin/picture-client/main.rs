@@ -20,7 +20,7 @@ use serde::Serialize;
 use tokio::runtime::Runtime;
 
 use crate::edit::Edit;
-use crate::fetch::{Outcome, fetch, file_name};
+use crate::fetch::{Outcome, fetch, file_name, variant_file_name};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Fetches pictures from a picture server")]
@@ -314,7 +314,13 @@ fn get(
             stdout.flush()?;
         }
         output => {
-            let path = output.unwrap_or_else(|| PathBuf::from(file_name(&picture.info)));
+            let path = output.unwrap_or_else(|| {
+                PathBuf::from(if variant.is_original() {
+                    file_name(&picture.info)
+                } else {
+                    variant_file_name(&picture.info)
+                })
+            });
             std::fs::write(&path, &picture.bytes)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!("{} -> {}", picture.summary(), path.display());
