@@ -466,8 +466,15 @@ async fn sixteen_requests_at_once_make_a_variant_once_and_a_restart_reads_it_bac
     assert_eq!(made(&metrics), 0.0, "{metrics}");
 }
 
-#[tokio::test]
-async fn boxes_larger_than_the_picture_share_a_variant_and_the_database_keeps_a_few() {
+/// A writable server on a new SQLite database holding a 64 x 48 PNG named "pattern": the
+/// server, its folder, the database file, a client with the token, and the PNG's SHA-256.
+async fn with_pattern() -> (
+    TestServer,
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Client,
+    [u8; 32],
+) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let server =
         TestServer::start_store(&sqlite(&dir), Limits::default(), &StoreOptions::default()).await;
@@ -476,6 +483,12 @@ async fn boxes_larger_than_the_picture_share_a_variant_and_the_database_keeps_a_
     let pattern = put(&mut client, "pattern", &crate::writes::png(64, 48))
         .await
         .sha256;
+    (server, dir, db, client, pattern)
+}
+
+#[tokio::test]
+async fn boxes_larger_than_the_picture_share_a_variant_and_the_database_keeps_a_few() {
+    let (_server, _dir, db, mut client, pattern) = with_pattern().await;
     // 64 x 48 as JPEG in boxes of 64, 100 and 4000: none bounds it, one variant.
     for side in [64, 100, 4000] {
         let got = fetch(
@@ -498,14 +511,7 @@ async fn boxes_larger_than_the_picture_share_a_variant_and_the_database_keeps_a_
 
 #[tokio::test]
 async fn replacing_or_deleting_a_picture_drops_its_variants() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let server =
-        TestServer::start_store(&sqlite(&dir), Limits::default(), &StoreOptions::default()).await;
-    let db = dir.path().join("pictures.db");
-    let mut client = authorized(server.addr).await;
-    let first = put(&mut client, "pattern", &crate::writes::png(64, 48))
-        .await
-        .sha256;
+    let (server, _dir, db, mut client, first) = with_pattern().await;
     for format in Format::ALL {
         fetch(&mut client, "pattern", variant(32, 32, Some(format))).await;
     }

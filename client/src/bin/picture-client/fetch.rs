@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use picture_client::Client;
+use picture_client::{Client, Fetched};
 use picture_protocol::{PictureInfo, Selector, Status, Variant};
 use sha2::{Digest, Sha256};
 use tokio::runtime::Runtime;
@@ -77,8 +77,7 @@ impl Received {
 }
 
 /// Fetches the picture `selector` names, or its `variant`. The catalog is fetched first so
-/// that the bytes can be checked against the size, hash and dimensions it gives; a variant is
-/// checked against the format asked for and the dimensions the answer gives.
+/// that what arrives can be checked against it (see [`fetch_from`]).
 pub fn fetch(
     rt: &Runtime,
     client: &mut Client,
@@ -86,9 +85,19 @@ pub fn fetch(
     variant: Variant,
 ) -> anyhow::Result<Outcome> {
     let catalog = rt.block_on(client.list())?;
-    if variant.is_original() {
-        return fetch_from(rt, client, &catalog, selector);
-    }
+    fetch_from(rt, client, &catalog, selector, variant)
+}
+
+/// [`fetch`] with a catalog already at hand. The picture as stored is checked against the
+/// size, hash and dimensions the catalog gives; a variant against the format asked for and
+/// the dimensions the answer gives, and described by them.
+pub fn fetch_from(
+    rt: &Runtime,
+    client: &mut Client,
+    catalog: &[PictureInfo],
+    selector: &Selector,
+    variant: Variant,
+) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let bar = Progress::new();
     let fetched = rt.block_on(
@@ -104,6 +113,28 @@ pub fn fetch(
     let Some(info) = catalog.iter().find(|p| p.is_selected_by(selector)) else {
         bail!("the server sent picture {selector}, which its catalog does not list");
     };
+    let info = if variant.is_original() {
+        check(info, &fetched.bytes)?;
+        info.clone()
+    } else {
+        let info = variant_info(info, variant, &fetched)?;
+        check_pixels(&info, &fetched.bytes)?;
+        info
+    };
+    Ok(Outcome::Found(Received {
+        info,
+        bytes: fetched.bytes,
+        elapsed: started.elapsed(),
+    }))
+}
+
+/// What a variant of `info` that arrived as `fetched` is: its format and dimensions as the
+/// answer gives them, its own size and hash.
+fn variant_info(
+    info: &PictureInfo,
+    variant: Variant,
+    fetched: &Fetched,
+) -> anyhow::Result<PictureInfo> {
     let Some(dimensions) = fetched.dimensions else {
         bail!(
             "the server sent a variant of {} without its dimensions",
@@ -119,46 +150,14 @@ pub fn fetch(
             fetched.mime
         );
     }
-    let info = PictureInfo {
-        mime: fetched.mime,
+    Ok(PictureInfo {
+        mime: fetched.mime.clone(),
         width: dimensions.width,
         height: dimensions.height,
         size: u32::try_from(fetched.bytes.len()).unwrap_or(u32::MAX),
         sha256: Sha256::digest(&fetched.bytes).into(),
         ..info.clone()
-    };
-    check_pixels(&info, &fetched.bytes)?;
-    Ok(Outcome::Found(Received {
-        info,
-        bytes: fetched.bytes,
-        elapsed: started.elapsed(),
-    }))
-}
-
-/// [`fetch`] with a catalog already at hand.
-pub fn fetch_from(
-    rt: &Runtime,
-    client: &mut Client,
-    catalog: &[PictureInfo],
-    selector: &Selector,
-) -> anyhow::Result<Outcome> {
-    let started = Instant::now();
-    let bar = Progress::new();
-    let fetched = rt.block_on(client.get(selector.clone(), |done, total| bar.update(done, total)));
-    bar.finish();
-    let fetched = fetched?;
-    if fetched.status == Status::NotFound {
-        return Ok(Outcome::NotFound);
-    }
-    let Some(info) = catalog.iter().find(|p| p.is_selected_by(selector)) else {
-        bail!("the server sent picture {selector}, which its catalog does not list");
-    };
-    check(info, &fetched.bytes)?;
-    Ok(Outcome::Found(Received {
-        info: info.clone(),
-        bytes: fetched.bytes,
-        elapsed: started.elapsed(),
-    }))
+    })
 }
 
 /// Confirms that `bytes` are the picture `info` describes and that they decode as an image.

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use picture_client::Client;
-use picture_protocol::Selector;
+use picture_protocol::{Selector, Variant};
 use tokio::runtime::Runtime;
 
 use crate::fetch::{Outcome, fetch_from, file_name};
@@ -31,6 +31,7 @@ pub fn run(rt: &Runtime, client: &mut Client) -> anyhow::Result<ExitCode> {
             client,
             &catalog,
             &Selector::from_choice(choice.as_bytes()),
+            Variant::default(),
         )? {
             Outcome::NotFound => {
                 println!("There is no picture {choice:?}; the server sent its not-found picture.");
