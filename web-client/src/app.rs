@@ -416,7 +416,10 @@ impl App {
 
     fn on_thumbnail(&mut self, sha256: [u8; 32], response: Received) {
         self.thumbnails.finished();
+        // A picture renamed or deleted while its thumbnail was on its way is answered with the
+        // not-found picture, which is no thumbnail of it: the next menu asks again.
         if let Ok(picture) = answer::picture(response)
+            && picture.found
             && let Err(error) = self.strip.show(sha256, &picture.bytes, &picture.mime)
         {
             self.fail(format!(

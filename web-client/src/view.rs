@@ -73,7 +73,9 @@ impl View {
     }
 
     /// The most device pixels the picture can take on the page: the width of its frame, and
-    /// three quarters of the window's height (`#view`'s `max-height` in `www/style.css`).
+    /// three quarters of the window's height (`#view`'s `max-height` in `www/style.css`),
+    /// each rounded up to a multiple of 64 so that windows of nearly one size share the
+    /// variants the server keeps.
     pub fn picture_box(&self) -> (u32, u32) {
         let width = self
             .picture
@@ -83,7 +85,8 @@ impl View {
             .and_then(|window| window.inner_height().ok())
             .and_then(|height| height.as_f64())
             .map_or(0, |height| (height * 0.75) as u32);
-        crate::thumbnails::device_box((width, height), self.pixel_ratio())
+        let (width, height) = crate::thumbnails::device_box((width, height), self.pixel_ratio());
+        (width.next_multiple_of(64), height.next_multiple_of(64))
     }
 
     /// Records on the picture element the box the picture on its way was asked to fit in
