@@ -32,7 +32,9 @@ pub const VARIANT: &str = "SELECT width, height, bytes FROM variants
 
 /// Variants kept in the database for one content, at most. Every box a client names is a
 /// variant of its own: without a bound, anyone who may read could fill the disk by asking for
-/// each size in turn. Past it, variants are made and kept in memory only.
+/// each size in turn. Past it, variants are made and kept in memory only. (The count and the
+/// insert are one statement: exact in SQLite, whose writes take turns; on PostgreSQL, servers
+/// inserting for one picture at the same moment may each see room for one more.)
 pub const MAX_KEPT_PER_PICTURE: i64 = 32;
 
 /// Keeps a variant unless one is there, its content is gone (deleted while it was made), or
