@@ -260,6 +260,45 @@ async fn orientation_is_applied_before_the_box_is_fitted() {
     }
 }
 
+/// A two-frame animated GIF, 40 x 30: red, then blue.
+fn animated_gif() -> Vec<u8> {
+    let frame = |colour: [u8; 4]| {
+        image::Frame::new(image::RgbaImage::from_pixel(40, 30, image::Rgba(colour)))
+    };
+    let mut out = Vec::new();
+    {
+        let mut encoder = image::codecs::gif::GifEncoder::new(&mut out);
+        encoder
+            .set_repeat(image::codecs::gif::Repeat::Infinite)
+            .unwrap_or_else(|e| panic!("{e}"));
+        encoder
+            .encode_frames([frame([220, 20, 20, 255]), frame([20, 20, 220, 255])])
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_animated_picture_gives_a_still_of_its_first_frame() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let server =
+        TestServer::start_store(&sqlite(&dir), Limits::default(), &StoreOptions::default()).await;
+    let mut client = authorized(server.addr).await;
+    put(&mut client, "blink", &animated_gif()).await;
+    // No format asked for: a GIF comes as a PNG.
+    for (wanted, mime) in [
+        (variant(20, 20, None), "image/png"),
+        (variant(20, 20, Some(Format::WebP)), "image/webp"),
+    ] {
+        let got = fetch(&mut client, "blink", wanted).await;
+        assert_eq!(got.mime, mime);
+        let image = decode(&got.bytes).to_rgb8();
+        assert_eq!(image.dimensions(), (20, 15));
+        let pixel = image.get_pixel(10, 7);
+        assert!(pixel[0] > 150 && pixel[2] < 100, "{mime}: {pixel:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_picture_over_the_pixel_limit_is_refused_before_decoding() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
