@@ -95,6 +95,26 @@ fn sqlite(dir: &tempfile::TempDir) -> StoreUrl {
     StoreUrl::Sqlite(dir.path().join("pictures.db"))
 }
 
+/// A writable server on a new SQLite database (seeded with the shipped pictures), its folder,
+/// and a client that presented the token.
+async fn writable() -> (TestServer, tempfile::TempDir, Client) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let server =
+        TestServer::start_store(&sqlite(&dir), Limits::default(), &StoreOptions::default()).await;
+    let client = authorized(server.addr).await;
+    (server, dir, client)
+}
+
+/// Whether a pixel is the tests' red (220, 20, 20) or blue (20, 20, 220), give or take what
+/// lossy encoding does to it.
+fn is_red(pixel: &Rgb<u8>) -> bool {
+    pixel[0] > 150 && pixel[2] < 100
+}
+
+fn is_blue(pixel: &Rgb<u8>) -> bool {
+    pixel[2] > 150 && pixel[0] < 100
+}
+
 /// How many variants of the content `sha256` a SQLite database keeps.
 fn kept_variants(db: &Path, sha256: &[u8; 32]) -> i64 {
     let conn = rusqlite::Connection::open(db).unwrap_or_else(|e| panic!("{e}"));
@@ -108,10 +128,7 @@ fn kept_variants(db: &Path, sha256: &[u8; 32]) -> i64 {
 
 #[tokio::test]
 async fn every_format_pair_fits_its_box_and_looks_like_the_original() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let server =
-        TestServer::start_store(&sqlite(&dir), Limits::default(), &StoreOptions::default()).await;
-    let mut client = authorized(server.addr).await;
+    let (_server, _dir, mut client) = writable().await;
     let original = DynamicImage::ImageRgb8(scene());
     for (source, source_format) in [
         ("scene-jpeg", ImageFormat::Jpeg),
@@ -233,10 +250,7 @@ fn sideways_jpeg() -> Vec<u8> {
 
 #[tokio::test]
 async fn orientation_is_applied_before_the_box_is_fitted() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let server =
-        TestServer::start_store(&sqlite(&dir), Limits::default(), &StoreOptions::default()).await;
-    let mut client = authorized(server.addr).await;
+    let (_server, _dir, mut client) = writable().await;
     put(&mut client, "sideways", &sideways_jpeg()).await;
     for format in Format::ALL {
         let got = fetch(&mut client, "sideways", variant(100, 100, Some(format))).await;
@@ -252,11 +266,8 @@ async fn orientation_is_applied_before_the_box_is_fitted() {
         let image = decode(&got.bytes).to_rgb8();
         assert_eq!(image.dimensions(), (67, 100), "{format:?}");
         let (top, bottom) = (image.get_pixel(33, 10), image.get_pixel(33, 90));
-        assert!(top[0] > 150 && top[2] < 100, "{format:?}: top {top:?}");
-        assert!(
-            bottom[2] > 150 && bottom[0] < 100,
-            "{format:?}: bottom {bottom:?}"
-        );
+        assert!(is_red(top), "{format:?}: top {top:?}");
+        assert!(is_blue(bottom), "{format:?}: bottom {bottom:?}");
     }
 }
 
@@ -280,10 +291,7 @@ fn animated_gif() -> Vec<u8> {
 
 #[tokio::test]
 async fn an_animated_picture_gives_a_still_of_its_first_frame() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let server =
-        TestServer::start_store(&sqlite(&dir), Limits::default(), &StoreOptions::default()).await;
-    let mut client = authorized(server.addr).await;
+    let (_server, _dir, mut client) = writable().await;
     put(&mut client, "blink", &animated_gif()).await;
     // No format asked for: a GIF comes as a PNG.
     for (wanted, mime) in [
@@ -295,7 +303,7 @@ async fn an_animated_picture_gives_a_still_of_its_first_frame() {
         let image = decode(&got.bytes).to_rgb8();
         assert_eq!(image.dimensions(), (20, 15));
         let pixel = image.get_pixel(10, 7);
-        assert!(pixel[0] > 150 && pixel[2] < 100, "{mime}: {pixel:?}");
+        assert!(is_red(pixel), "{mime}: {pixel:?}");
     }
 }
 
@@ -514,11 +522,8 @@ async fn with_pattern() -> (
     Client,
     [u8; 32],
 ) {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let server =
-        TestServer::start_store(&sqlite(&dir), Limits::default(), &StoreOptions::default()).await;
+    let (server, dir, mut client) = writable().await;
     let db = dir.path().join("pictures.db");
-    let mut client = authorized(server.addr).await;
     let pattern = put(&mut client, "pattern", &crate::writes::png(64, 48))
         .await
         .sha256;
